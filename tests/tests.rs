@@ -1,0 +1,7 @@
+//! One integration-test binary (one link step), one module per area. Tests run against the
+//! real lab servers that `common::lab()` starts on loopback.
+
+mod common;
+mod imap;
+mod lab;
+mod smtp;
