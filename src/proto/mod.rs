@@ -5,6 +5,7 @@ pub mod imap;
 pub mod lmtp;
 pub mod net;
 pub mod smtp;
+pub mod tls;
 
 use serde::Serialize;
 
