@@ -482,3 +482,18 @@ fn example_scenario_and_docs_thresholds_parse() {
         assert!(thresholds.len() >= 8, "{name}: {}", thresholds.len());
     }
 }
+
+/// `cli::main` exits 0 on a broken pipe; for the gate the verdict must win.
+#[test]
+fn closed_stdout_does_not_turn_a_failure_into_a_pass() {
+    let ci = Ci::new(&results(61_200));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailswarm"))
+        .args(["gate", "reports/gate", "-v"])
+        .current_dir(ci.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+}

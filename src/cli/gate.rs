@@ -126,8 +126,13 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
         write_file(path, markdown(&report).as_bytes())?;
     }
     let mut stdout = std::io::stdout().lock();
-    print_verdict(&mut stdout, &report, args.verbose)?;
-    stdout.flush()?;
+    let printed = print_verdict(&mut stdout, &report, args.verbose).and_then(|()| stdout.flush());
+    match printed {
+        // `cli::main` maps a broken pipe to exit 0; a closed stdout must not turn a failed
+        // gate into a pass, so the verdict's code wins.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
     Ok(ExitCode::from(if report.passed() {
         EXIT_OK
     } else {

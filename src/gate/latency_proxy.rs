@@ -4,6 +4,18 @@
 //! scenario through it, and a latency threshold or baseline that passed must now fail. Each
 //! chunk is delayed from the moment it arrived (a link delay, not a queue of sleeps), so a
 //! response split over several reads costs the delay once, not once per read.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use mailswarm::gate::latency_proxy::LatencyProxy;
+//!
+//! // The lab's IMAP port, slowed by 20 ms per response; point the scenario's
+//! // `target.imap` at `proxy.local_addr()`.
+//! let proxy = LatencyProxy::start("127.0.0.1:10143".parse().unwrap(), Duration::from_millis(20)).await?;
+//! println!("imap via {}", proxy.local_addr());
+//! # Ok(()) }
+//! ```
 
 use std::io;
 use std::net::SocketAddr;
