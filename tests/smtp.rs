@@ -6,7 +6,7 @@
 //! fixture only changes where the `Target` comes from.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -15,6 +15,8 @@ use mailswarm::proto::net::ConnectOptions;
 use mailswarm::proto::smtp::{
     Delivery, Envelope, Flavor, SendOptions, SmtpClient, SmtpError, Transfer,
 };
+use mailswarm::proto::tls::TlsSettings;
+use mailswarm::proto::ErrorKind;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -26,6 +28,8 @@ struct Target {
     users: Vec<String>,
     password: String,
     domain: String,
+    /// PEM of the CA that signed the servers' certificate.
+    ca_file: PathBuf,
 }
 
 async fn lmtp(target: &Target) -> SmtpClient<TcpStream> {
@@ -201,6 +205,63 @@ async fn rejected_mail_from_keeps_the_session(target: &Target) {
     assert_eq!(client.noop().await.expect("NOOP").code, 250);
 }
 
+async fn starttls_with_pinned_ca(target: &Target) {
+    let client = lmtp(target).await;
+    assert!(client.capabilities().unwrap().starttls);
+    let settings = TlsSettings {
+        ca_file: Some(target.ca_file.clone()),
+        ..TlsSettings::default()
+    };
+    let connector = settings.connector().expect("connector");
+    let name = settings.server_name("localhost").unwrap();
+    let mut client = client.starttls(&connector, name).await.expect("STARTTLS");
+    assert!(
+        client.capabilities().is_none(),
+        "capabilities are forgotten after STARTTLS"
+    );
+    let caps = client.lhlo("client.lab.test").await.expect("LHLO over TLS");
+    assert!(!caps.starttls, "no STARTTLS offered inside TLS");
+    let subject = token("tls");
+    let envelope = Envelope {
+        from: format!("sender@{}", target.domain),
+        recipients: vec![target.users[3].clone()],
+    };
+    let outcome = client
+        .send(
+            &envelope,
+            &message(&subject, "over TLS\r\n"),
+            &SendOptions::default(),
+        )
+        .await
+        .expect("transaction over TLS");
+    assert_eq!(outcome.delivered(), 1);
+    client.quit().await.expect("QUIT");
+    let fetched = imap_fetch_by_subject(target, &target.users[3], &subject).await;
+    assert_eq!(fetched.len(), 1);
+}
+
+async fn starttls_trust_settings(target: &Target) {
+    // The webpki roots do not know the lab CA.
+    let client = lmtp(target).await;
+    let connector = TlsSettings::default().connector().unwrap();
+    let name = TlsSettings::default().server_name("localhost").unwrap();
+    let err = client.starttls(&connector, name).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    // --insecure accepts it.
+    let insecure = TlsSettings {
+        insecure: true,
+        ..TlsSettings::default()
+    };
+    let client = lmtp(target).await;
+    let name = insecure.server_name("127.0.0.1").unwrap();
+    let mut client = client
+        .starttls(&insecure.connector().unwrap(), name)
+        .await
+        .expect("insecure STARTTLS");
+    client.lhlo("client.lab.test").await.expect("LHLO over TLS");
+    assert_eq!(client.noop().await.expect("NOOP").code, 250);
+}
+
 // --- IMAP read-back: just enough IMAP4rev1 to fetch one message by subject. ---
 
 async fn imap_fetch_by_subject(target: &Target, user: &str, subject: &str) -> Vec<Vec<u8>> {
@@ -306,6 +367,7 @@ fn dev_dovecot() -> &'static Target {
         remove_at_exit(&dir);
         let (lmtp_port, imap_port) = (free_port(), free_port());
         let users: Vec<String> = (1..=4).map(|i| format!("user{i}@lab.test")).collect();
+        write_lab_certificates(&dir);
         write_dovecot_config(&dir, lmtp_port, imap_port, &users);
         let config = dir.join("dovecot.conf");
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -336,6 +398,7 @@ fn dev_dovecot() -> &'static Target {
             users,
             password: "secret".into(),
             domain: "lab.test".into(),
+            ca_file: dir.join("ca.pem"),
         }
     })
 }
@@ -372,6 +435,25 @@ fn wait_for_greeting(addr: SocketAddr, dir: &Path) {
     panic!("Dovecot did not greet on {addr} within 15 s; log:\n{log}");
 }
 
+/// A CA (`ca.pem`) and a certificate for localhost/127.0.0.1 (`cert.pem`, `key.pem`).
+fn write_lab_certificates(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "mailswarm smtp test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+}
+
 fn write_dovecot_config(dir: &Path, lmtp_port: u16, imap_port: u16, users: &[String]) {
     use std::os::unix::fs::PermissionsExt;
     let d = dir.display();
@@ -400,7 +482,9 @@ log_path = {d}/dovecot.log
 instance_name = mailswarm-smtp-test-{lmtp_port}
 listen = 127.0.0.1
 protocols = imap lmtp
-ssl = no
+ssl = yes
+ssl_cert = <{d}/cert.pem
+ssl_key = <{d}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{d}/mail/%u/Maildir
@@ -466,4 +550,14 @@ async fn lmtp_bdat_chunks() {
 #[tokio::test]
 async fn lmtp_rejected_mail_from_keeps_the_session() {
     rejected_mail_from_keeps_the_session(dev_dovecot()).await;
+}
+
+#[tokio::test]
+async fn lmtp_starttls_with_pinned_ca() {
+    starttls_with_pinned_ca(dev_dovecot()).await;
+}
+
+#[tokio::test]
+async fn lmtp_starttls_trust_settings() {
+    starttls_trust_settings(dev_dovecot()).await;
 }
