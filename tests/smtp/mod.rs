@@ -1,24 +1,34 @@
 //! SMTP/LMTP client against a real Dovecot 2.3 LMTP server; delivered bytes are read back
 //! over IMAP.
 //!
+//! (A directory module so its helpers can live beside it; Cargo does not build
+//! `tests/smtp/mod.rs` as a test binary of its own.)
+//!
 //! Until the lab fixture (`common::lab()`) lands, `dev_dovecot()` starts a private Dovecot for
 //! this test binary. Every scenario is a function taking a [`Target`], so switching to the
 //! fixture only changes where the `Target` comes from.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+mod dev_dovecot;
+mod imap_fetch;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mailswarm::engine::message::{
+    build_message, verify_digest, DigestCheck, MessageParams, MessageSpec,
+};
 use mailswarm::proto::net::ConnectOptions;
 use mailswarm::proto::smtp::{
     Delivery, Envelope, Flavor, SendOptions, SmtpClient, SmtpError, Transfer,
 };
 use mailswarm::proto::tls::TlsSettings;
 use mailswarm::proto::ErrorKind;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use rand_pcg::Pcg32;
 use tokio::net::TcpStream;
+
+use dev_dovecot::dev_dovecot;
+use imap_fetch::{imap_fetch_by_header, imap_fetch_by_subject};
 
 /// Where the servers are and who may receive mail.
 struct Target {
@@ -262,269 +272,46 @@ async fn starttls_trust_settings(target: &Target) {
     assert_eq!(client.noop().await.expect("NOOP").code, 250);
 }
 
-// --- IMAP read-back: just enough IMAP4rev1 to fetch one message by subject. ---
-
-async fn imap_fetch_by_subject(target: &Target, user: &str, subject: &str) -> Vec<Vec<u8>> {
-    let stream = TcpStream::connect(target.imap).await.expect("IMAP connect");
-    let mut imap = BufReader::new(stream);
-    let mut line = String::new();
-    imap.read_line(&mut line).await.unwrap();
-    assert!(line.starts_with("* OK"), "{line}");
-    imap_command(&mut imap, &format!("a LOGIN {user} {}", target.password)).await;
-    imap_command(&mut imap, "b SELECT INBOX").await;
-    let search = imap_command(&mut imap, &format!("c UID SEARCH HEADER Subject {subject}")).await;
-    let uids: Vec<String> = search
-        .iter()
-        .filter_map(|l| l.strip_prefix(b"* SEARCH"))
-        .flat_map(|rest| {
-            String::from_utf8_lossy(rest)
-                .split_whitespace()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let mut messages = Vec::new();
-    for uid in uids {
-        imap.get_mut()
-            .write_all(format!("d UID FETCH {uid} BODY.PEEK[]\r\n").as_bytes())
+async fn generated_messages_verify_after_delivery(target: &Target) {
+    let mut client = lmtp(target).await;
+    let spec = MessageSpec {
+        non_ascii_ratio: 1.0,
+        ..MessageSpec::default()
+    };
+    let run = token("audit");
+    let to = vec![target.users[0].clone()];
+    let mut rng = Pcg32::new(7, 7);
+    for (sequence, target_size) in [(1u64, 4_000usize), (2, 40_000), (3, 300_000)] {
+        let params = MessageParams {
+            spec: &spec,
+            run_id: &run,
+            sequence,
+            target_size,
+            from: "sender@lab.test",
+            to: &to,
+            domain: &target.domain,
+            date: 1_796_000_000,
+        };
+        let raw = build_message(&mut rng, &params);
+        let envelope = Envelope {
+            from: params.from.into(),
+            recipients: to.clone(),
+        };
+        let outcome = client
+            .send(&envelope, &raw, &SendOptions::default())
             .await
-            .unwrap();
-        let mut body = None;
-        loop {
-            let mut line = Vec::new();
-            imap.read_until(b'\n', &mut line).await.unwrap();
-            assert!(!line.is_empty(), "IMAP server closed");
-            if line.starts_with(b"d ") {
-                assert!(
-                    line.starts_with(b"d OK"),
-                    "{}",
-                    String::from_utf8_lossy(&line)
-                );
-                break;
-            }
-            let text = String::from_utf8_lossy(&line);
-            if let Some(len) = text
-                .trim_end()
-                .strip_suffix('}')
-                .and_then(|t| t.rsplit_once('{'))
-            {
-                let mut literal = vec![0; len.1.parse().unwrap()];
-                imap.read_exact(&mut literal).await.unwrap();
-                body = Some(literal);
-            }
-        }
-        messages.push(body.expect("FETCH returned a literal"));
+            .expect("transaction");
+        assert_eq!(outcome.delivered(), 1);
+        let id = format!("{run}-{sequence}");
+        let fetched = imap_fetch_by_header(target, &to[0], "X-Mailswarm-Id", &id).await;
+        assert_eq!(fetched.len(), 1, "{id}");
+        assert!(
+            fetched[0].len() > raw.len(),
+            "Dovecot prepends its trace headers"
+        );
+        assert_eq!(verify_digest(&fetched[0]), DigestCheck::Ok { id });
     }
-    imap_command(&mut imap, "e LOGOUT").await;
-    messages
-}
-
-/// Sends a tagged command and returns the response lines; asserts OK.
-async fn imap_command(imap: &mut BufReader<TcpStream>, command: &str) -> Vec<Vec<u8>> {
-    let tag = command.split(' ').next().unwrap().to_owned();
-    imap.get_mut()
-        .write_all(format!("{command}\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut lines = Vec::new();
-    loop {
-        let mut line = Vec::new();
-        imap.read_until(b'\n', &mut line).await.unwrap();
-        assert!(!line.is_empty(), "IMAP server closed during {command}");
-        if line.starts_with(format!("{tag} ").as_bytes()) {
-            let status = String::from_utf8_lossy(&line);
-            assert!(
-                status.starts_with(&format!("{tag} OK")),
-                "{command}: {status}"
-            );
-            return lines;
-        }
-        lines.push(line);
-    }
-}
-
-// --- A private Dovecot until the lab fixture exists. ---
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `dovecot -F` once per test binary. The master runs as a child of a thread that lives
-/// until the process exits and gets SIGTERM then (PR_SET_PDEATHSIG), so no server outlives the
-/// tests.
-fn dev_dovecot() -> &'static Target {
-    static TARGET: OnceLock<Target> = OnceLock::new();
-    TARGET.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("mailswarm-smtp-dovecot-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        remove_at_exit(&dir);
-        let (lmtp_port, imap_port) = (free_port(), free_port());
-        let users: Vec<String> = (1..=4).map(|i| format!("user{i}@lab.test")).collect();
-        write_lab_certificates(&dir);
-        write_dovecot_config(&dir, lmtp_port, imap_port, &users);
-        let config = dir.join("dovecot.conf");
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut command = Command::new("dovecot");
-            command.arg("-F").arg("-c").arg(&config);
-            command.stdout(Stdio::null()).stderr(Stdio::inherit());
-            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                command.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    Ok(())
-                });
-            }
-            let mut child = command
-                .spawn()
-                .expect("start dovecot (is dovecot-core installed?)");
-            ready_tx.send(()).unwrap();
-            let _ = child.wait();
-        });
-        ready_rx.recv().unwrap();
-        let lmtp: SocketAddr = format!("127.0.0.1:{lmtp_port}").parse().unwrap();
-        wait_for_greeting(lmtp, &dir);
-        Target {
-            lmtp,
-            imap: format!("127.0.0.1:{imap_port}").parse().unwrap(),
-            users,
-            password: "secret".into(),
-            domain: "lab.test".into(),
-            ca_file: dir.join("ca.pem"),
-        }
-    })
-}
-
-/// Deletes the server's directory when the test binary exits (`atexit` runs on the harness's
-/// `exit`); Dovecot gets SIGTERM at the same moment and writes nothing of value after that.
-fn remove_at_exit(dir: &Path) {
-    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
-    extern "C" fn remove() {
-        if let Some(dir) = DIR.get() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-    if DIR.set(dir.to_owned()).is_ok() {
-        // SAFETY: registers a plain function with no captured state.
-        unsafe { libc::atexit(remove) };
-    }
-}
-
-fn wait_for_greeting(addr: SocketAddr, dir: &Path) {
-    use std::io::Read;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(15) {
-        if let Ok(mut tcp) = std::net::TcpStream::connect(addr) {
-            let mut greeting = [0u8; 3];
-            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            if tcp.read_exact(&mut greeting).is_ok() && &greeting == b"220" {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let log = std::fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default();
-    panic!("Dovecot did not greet on {addr} within 15 s; log:\n{log}");
-}
-
-/// A CA (`ca.pem`) and a certificate for localhost/127.0.0.1 (`cert.pem`, `key.pem`).
-fn write_lab_certificates(dir: &Path) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "mailswarm smtp test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, &ca_key);
-    let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-}
-
-fn write_dovecot_config(dir: &Path, lmtp_port: u16, imap_port: u16, users: &[String]) {
-    use std::os::unix::fs::PermissionsExt;
-    let d = dir.display();
-    // tempfile makes the directory 0700; Dovecot's unprivileged processes must enter it.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for sub in ["base", "state", "mail"] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-    }
-    // Mail is written as `nobody`; the test process is root in CI.
-    let mail = std::ffi::CString::new(format!("{d}/mail")).unwrap();
-    // SAFETY: plain libc call on a valid C string.
-    assert_eq!(
-        unsafe { libc::chown(mail.as_ptr(), 65534, 65534) },
-        0,
-        "chown mail dir"
-    );
-    let passwd: String = users
-        .iter()
-        .map(|u| format!("{u}:{{PLAIN}}secret::::::\n"))
-        .collect();
-    std::fs::write(dir.join("users"), passwd).unwrap();
-    let config = format!(
-        r#"base_dir = {d}/base
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-instance_name = mailswarm-smtp-test-{lmtp_port}
-listen = 127.0.0.1
-protocols = imap lmtp
-ssl = yes
-ssl_cert = <{d}/cert.pem
-ssl_key = <{d}/key.pem
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:{d}/mail/%u/Maildir
-mail_uid = 65534
-mail_gid = 65534
-first_valid_uid = 1
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {d}/users
-}}
-userdb {{
-  driver = static
-  args = uid=65534 gid=65534 home={d}/mail/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {imap_port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service lmtp {{
-  inet_listener lmtp {{
-    address = 127.0.0.1
-    port = {lmtp_port}
-  }}
-}}
-service pop3-login {{
-  inet_listener pop3 {{
-    port = 0
-  }}
-}}
-protocol lmtp {{
-  auth_username_format = %u
-}}
-"#
-    );
-    std::fs::write(dir.join("dovecot.conf"), config).unwrap();
+    client.quit().await.expect("QUIT");
 }
 
 #[tokio::test]
@@ -560,4 +347,9 @@ async fn lmtp_starttls_with_pinned_ca() {
 #[tokio::test]
 async fn lmtp_starttls_trust_settings() {
     starttls_trust_settings(dev_dovecot()).await;
+}
+
+#[tokio::test]
+async fn lmtp_generated_messages_verify_after_delivery() {
+    generated_messages_verify_after_delivery(dev_dovecot()).await;
 }
