@@ -4,6 +4,7 @@
 
 mod gate;
 mod lab;
+mod run;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ pub enum Command {
     /// Start, stop or inspect the private Dovecot/Postfix lab on loopback.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Run a load scenario and write reports/<name>/results.json.
+    Run(run::RunArgs),
     /// Pass/fail a finished run against its thresholds, a baseline and conformance results.
     Gate(gate::GateArgs),
 }
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Lab(cmd) => lab::run(cmd),
+        Command::Run(args) => run::run(args),
         Command::Gate(args) => gate::run(args),
     };
     match result {

@@ -79,7 +79,8 @@ impl TagBuf {
 }
 
 /// What to do with an untagged response the running command does not consume.
-pub(crate) type Handler<'h> = &'h mut dyn FnMut(&Response<'_>, &Bytes) -> bool;
+/// `Send` so that sessions holding a client can run on any worker thread.
+pub(crate) type Handler<'h> = &'h mut (dyn FnMut(&Response<'_>, &Bytes) -> bool + Send);
 
 /// An IMAP client connection over any byte stream (TCP now, TLS later).
 ///
