@@ -2,6 +2,7 @@
 //! ends (duration reached, Ctrl-C, every session failing), because numbers already measured
 //! are the point of the exercise.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,11 +14,12 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{self, plan};
+use crate::gate::threshold;
 use crate::metrics::{spawn_collector, PhasePlan};
 use crate::report::{self, Results, RunContext, ScenarioInfo};
 use crate::scenario;
 
-use super::{EXIT_ERROR, EXIT_OK};
+use super::{EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -61,6 +63,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_ERROR));
         }
     };
+    if let Err(message) = check_thresholds(&loaded) {
+        eprintln!("mailswarm: error: {message}");
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
     let (nofile_soft, nofile_hard) = raise_nofile_limit();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
@@ -146,15 +152,57 @@ async fn run_async(
         nofile_soft,
         nofile_hard,
     };
-    let results = Results::build(&ctx, &metrics);
+    let mut results = Results::build(&ctx, &metrics);
+    let definitions = threshold_definitions(s);
+    // Checked before the run, so this cannot fail; an error would still leave results.
+    let outcomes = threshold::record(&mut results, &definitions).unwrap_or_default();
     let path = out.join("results.json");
     results
         .write(&path)
         .with_context(|| format!("writing {}", path.display()))?;
     let mut stdout = std::io::stdout().lock();
     report::console::print_summary(&mut stdout, &results)?;
+    for outcome in &outcomes {
+        let verdict = if outcome.passed { "pass" } else { "FAIL" };
+        writeln!(stdout, "threshold {verdict}: {} ({})", outcome.criterion, outcome.reason)?;
+    }
     writeln!(stdout, "results: {}", path.display())?;
+    if outcome.interrupted {
+        // A cut-short run never counts as a pass in a pipeline.
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    if outcomes.iter().any(|o| !o.passed) {
+        return Ok(ExitCode::from(EXIT_FAILED));
+    }
     Ok(ExitCode::from(EXIT_OK))
+}
+
+fn threshold_definitions(s: &scenario::LoadedScenario) -> BTreeMap<String, String> {
+    s.scenario
+        .thresholds
+        .iter()
+        .map(|(k, v)| (k.clone(), v.value.clone()))
+        .collect()
+}
+
+/// Threshold syntax is checked before any connection, with the scenario position of the bad
+/// entry: finding a typo only after a 30-minute run would waste the run.
+fn check_thresholds(s: &scenario::LoadedScenario) -> Result<(), String> {
+    let file = s.path.as_deref().unwrap_or("<scenario>");
+    for (key, value) in &s.scenario.thresholds {
+        if let Err(err) = threshold::parse_entry(key, &value.value) {
+            let loc = &value.referenced;
+            return Err(format!(
+                "{file}:{}:{}: thresholds.{key}: {} in `{}` (hint: {})",
+                loc.line(),
+                loc.column(),
+                err.problem,
+                err.part,
+                err.hint
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Report folder names come from scenario names; keep them to safe characters.
