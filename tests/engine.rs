@@ -190,12 +190,12 @@ fn scenario_errors_exit_2_with_line_and_column() {
     let good = scenario(&dir, "bad", "3s", MIX);
     let text = std::fs::read_to_string(&good).unwrap();
     let cases = [
-        ("unknown-key", text.replace("  count: 40\n", "  count: 40\n  colour: blue\n"), ":8:3:", "colour"),
-        ("string-for-number", text.replace("count: 40", "count: forty"), ":7:10:", "forty"),
+        ("unknown-key", text.replace("  count: 40\n", "  count: 40\n  colour: blue\n"), ":9:3:", "colour"),
+        ("string-for-number", text.replace("count: 40", "count: forty"), ":8:10:", "forty"),
         (
             "bad-threshold",
             format!("{text}thresholds:\n  imap.fetch: \"p99 < 50 parsecs\"\n"),
-            ":19:15:",
+            ":18:15:",
             "thresholds.imap.fetch",
         ),
     ];
