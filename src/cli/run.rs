@@ -164,7 +164,11 @@ async fn run_async(
     report::console::print_summary(&mut stdout, &results)?;
     for outcome in &outcomes {
         let verdict = if outcome.passed { "pass" } else { "FAIL" };
-        writeln!(stdout, "threshold {verdict}: {} ({})", outcome.criterion, outcome.reason)?;
+        writeln!(
+            stdout,
+            "threshold {verdict}: {} ({})",
+            outcome.criterion, outcome.reason
+        )?;
     }
     writeln!(stdout, "results: {}", path.display())?;
     if outcome.interrupted {

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::proto::tls::TlsSettings;
 use crate::proto::Secret;
-use crate::scenario::{Behaviour, LmtpDelivery, LoadedScenario, Model};
+use crate::scenario::{Behaviour, LmtpDelivery, LoadedScenario, Model, TlsMode};
 
 use super::population::{user_rng, Population, UserId};
 use super::trace::ActionTrace;
@@ -30,13 +31,24 @@ pub enum PlanError {
 }
 
 /// Where the services are.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Endpoints {
     pub imap: Option<SocketAddr>,
     pub lmtp: Option<SocketAddr>,
     pub smtp: Option<SocketAddr>,
     pub source_addresses: Vec<IpAddr>,
     pub domain: String,
+    pub imap_tls: TlsMode,
+    pub smtp_tls: TlsMode,
+    /// Built once when any path uses TLS.
+    pub tls: Option<TlsClient>,
+}
+
+/// A connector and the name to verify, shared by every TLS connection of the run.
+#[derive(Clone)]
+pub struct TlsClient {
+    pub connector: tokio_rustls::TlsConnector,
+    pub server_name: rustls::pki_types::ServerName<'static>,
 }
 
 /// Per-user passwords fall back to the shared one.
@@ -109,12 +121,23 @@ impl RunPlan {
 #[derive(Debug, serde::Deserialize)]
 struct LabTarget {
     listen: IpAddr,
-    imap_port: u16,
-    lmtp_port: u16,
-    #[serde(default)]
-    smtp_port: Option<u16>,
-    password: String,
+    ports: LabPorts,
+    users: LabUsers,
     domain: String,
+    ca_file: PathBuf,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct LabPorts {
+    imap: u16,
+    imaps: u16,
+    lmtp: u16,
+    smtp: u16,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct LabUsers {
+    password: String,
 }
 
 pub fn default_lab_dir() -> PathBuf {
@@ -188,11 +211,49 @@ pub async fn build(
             .clone()
             .or_else(|| lab.as_ref().map(|l| l.domain.clone()))
             .unwrap_or_else(|| "localhost".into()),
+        imap_tls: t.imap_tls,
+        smtp_tls: t.smtp_tls,
+        tls: None,
     };
     if let Some(lab) = &lab {
-        endpoints.imap = Some(SocketAddr::new(lab.listen, lab.imap_port));
-        endpoints.lmtp = Some(SocketAddr::new(lab.listen, lab.lmtp_port));
-        endpoints.smtp = lab.smtp_port.map(|p| SocketAddr::new(lab.listen, p));
+        let imap_port = if t.imap_tls == TlsMode::Implicit {
+            lab.ports.imaps
+        } else {
+            lab.ports.imap
+        };
+        endpoints.imap = Some(SocketAddr::new(lab.listen, imap_port));
+        endpoints.lmtp = Some(SocketAddr::new(lab.listen, lab.ports.lmtp));
+        endpoints.smtp = Some(SocketAddr::new(lab.listen, lab.ports.smtp));
+    }
+    if t.smtp_tls == TlsMode::Implicit {
+        return Err(PlanError::Target(
+            "target.smtp_tls: implicit TLS (SMTPS) is not supported; use `starttls`".into(),
+        ));
+    }
+    if t.imap_tls != TlsMode::None || t.smtp_tls != TlsMode::None {
+        let settings = TlsSettings {
+            ca_file: t.tls.ca_file.clone().or_else(|| {
+                (!t.tls.insecure)
+                    .then(|| lab.as_ref().map(|l| l.ca_file.clone()))
+                    .flatten()
+            }),
+            insecure: t.tls.insecure,
+            server_name: t.tls.server_name.clone(),
+        };
+        let tls_err =
+            |e: crate::proto::tls::TlsError| PlanError::Target(format!("target.tls: {e}"));
+        let connector = settings.connector().map_err(tls_err)?;
+        let host = t
+            .imap
+            .as_ref()
+            .or(t.smtp.as_ref())
+            .and_then(|a| a.value.rsplit_once(':').map(|(h, _)| h.to_string()))
+            .unwrap_or_else(|| "localhost".to_string());
+        let server_name = settings.server_name(&host).map_err(tls_err)?;
+        endpoints.tls = Some(TlsClient {
+            connector,
+            server_name,
+        });
     }
     for (what, value, slot) in [
         ("imap", &t.imap, &mut endpoints.imap),
@@ -221,7 +282,7 @@ pub async fn build(
         .users
         .password
         .clone()
-        .or_else(|| lab.as_ref().map(|l| l.password.clone()))
+        .or_else(|| lab.as_ref().map(|l| l.users.password.clone()))
         .ok_or_else(|| PlanError::Target("users.password is missing (and no lab target)".into()))?;
     let mut per_user = HashMap::new();
     if let Some(path) = &s.users.password_file {

@@ -67,6 +67,37 @@ pub struct Target {
     /// wrong host is an outage.
     #[serde(default)]
     pub allow_remote: bool,
+    /// `none`, `starttls` or `implicit` (IMAPS; with `lab: true` the lab's IMAPS port).
+    #[serde(default)]
+    pub imap_tls: TlsMode,
+    /// `none` or `starttls` for SMTP submission and SMTP delivery.
+    #[serde(default)]
+    pub smtp_tls: TlsMode,
+    #[serde(default)]
+    pub tls: TlsSpec,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    #[default]
+    None,
+    Starttls,
+    Implicit,
+}
+
+/// Whom to trust. Default: the system's web roots (the lab's CA with `lab: true`).
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate. Only for test servers with throw-away certificates.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Name to send in SNI and check in the certificate; default: the target host.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

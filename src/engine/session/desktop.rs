@@ -28,7 +28,10 @@ pub async fn run(
         })
         .unwrap_or_default();
     let until = Instant::now() + length;
-    let mut folders = open(ctx).await?;
+    let Ok(mut folders) = open(ctx).await else {
+        // The second connection failed (and was counted); the IDLE one carries on alone.
+        return super::exec::run_actions(ctx, inbox, "INBOX", actions).await;
+    };
     let status_loop = async {
         let listed = folders
             .timed("LIST", async |c| c.list("", "*").await)

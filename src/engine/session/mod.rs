@@ -6,13 +6,11 @@ mod desktop;
 mod exec;
 pub mod script;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use rand_pcg::Pcg32;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::plan::RunPlan;
@@ -20,8 +18,12 @@ use super::population::UserId;
 use super::scheduler::RunSignals;
 use crate::metrics::{MetricsSink, Protocol};
 use crate::proto::imap::{ImapClient, ImapError, ImapLimits, SequenceSet};
+use crate::proto::net::connect_tcp;
 use crate::proto::net::ConnectOptions;
+use crate::proto::tls::{handshake, MaybeTlsStream};
+use crate::proto::ErrorKind;
 use crate::scenario::Behaviour;
+use crate::scenario::TlsMode;
 
 /// How a session ended; the scheduler backs off after connection failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +85,7 @@ impl SessionCtx {
 
 /// A logged-in IMAP connection whose commands are timed into the metrics.
 pub struct Imap {
-    pub client: ImapClient<TcpStream>,
+    pub client: ImapClient<MaybeTlsStream>,
     sink: MetricsSink,
 }
 
@@ -92,73 +94,96 @@ impl Imap {
     /// the result on.
     pub async fn timed<T, F>(&mut self, command: &'static str, op: F) -> Result<T, ImapError>
     where
-        F: AsyncFnOnce(&mut ImapClient<TcpStream>) -> Result<T, ImapError>,
+        F: AsyncFnOnce(&mut ImapClient<MaybeTlsStream>) -> Result<T, ImapError>,
     {
         let started = Instant::now();
         let result = op(&mut self.client).await;
-        record(&self.sink, command, started, &result);
+        match &result {
+            Ok(_) => self.sink.ok(Protocol::Imap, command, started.elapsed()),
+            Err(err) => self.sink.error(Protocol::Imap, command, err.kind()),
+        }
         result
     }
 }
 
-fn record<T>(
-    sink: &MetricsSink,
-    command: &'static str,
-    since: Instant,
-    result: &Result<T, ImapError>,
-) {
-    match result {
-        Ok(_) => sink.ok(Protocol::Imap, command, since.elapsed()),
-        Err(err) => sink.error(Protocol::Imap, command, err.kind()),
-    }
-}
-
-async fn timed_free<T, F>(
-    sink: &MetricsSink,
-    command: &'static str,
-    since: Instant,
-    fut: F,
-) -> Result<T, ImapError>
-where
-    F: Future<Output = Result<T, ImapError>>,
-{
-    let result = fut.await;
-    record(sink, command, since, &result);
-    result
-}
-
-/// Connects and logs in; CONNECT (TCP + greeting) counts from the intended start.
-async fn open(ctx: &SessionCtx) -> Result<Imap, ImapError> {
+/// TCP, TLS when asked for, and the greeting. The caller records the outcome as CONNECT.
+async fn connect(ctx: &SessionCtx) -> Result<ImapClient<MaybeTlsStream>, ErrorKind> {
     let plan = &ctx.plan;
-    let addr = plan
-        .endpoints
+    let endpoints = &plan.endpoints;
+    let addr = endpoints
         .imap
         .expect("the plan checked that an IMAP target exists");
-    let sources = &plan.endpoints.source_addresses;
+    let sources = &endpoints.source_addresses;
     let opts = ConnectOptions {
         source: (!sources.is_empty()).then(|| sources[ctx.user as usize % sources.len()]),
         connect_timeout: plan.connect_timeout,
     };
-    let limits = ImapLimits::default();
-    let client = timed_free(&ctx.sink, "CONNECT", ctx.intended_start, async {
-        let mut client = ImapClient::connect(addr, &opts, limits).await?;
-        client.set_command_timeout(plan.command_timeout);
-        Ok(client)
-    })
-    .await?;
+    let tcp = connect_tcp(addr, &opts)
+        .await
+        .map_err(|e| ErrorKind::from_io(&e))?;
+    let limits = ImapLimits {
+        command_timeout: plan.command_timeout,
+        ..ImapLimits::default()
+    };
+    let client = match (endpoints.imap_tls, &endpoints.tls) {
+        (TlsMode::Implicit, Some(tls)) => {
+            let stream = handshake(
+                tcp,
+                tls.server_name.clone(),
+                &tls.connector,
+                plan.connect_timeout,
+            )
+            .await
+            .map_err(|e| e.kind())?;
+            ImapClient::from_stream(MaybeTlsStream::Tls(Box::new(stream)), limits).await
+        }
+        (TlsMode::Starttls, Some(tls)) => {
+            let plain = ImapClient::from_stream(tcp, limits)
+                .await
+                .map_err(|e| e.kind())?;
+            plain
+                .starttls(
+                    &tls.connector,
+                    tls.server_name.clone(),
+                    plan.connect_timeout,
+                )
+                .await
+        }
+        _ => ImapClient::from_stream(MaybeTlsStream::Plain(tcp), limits).await,
+    };
+    let client = client.map_err(|e| match e {
+        ImapError::Io(ref io) if io.to_string().starts_with("TLS:") => ErrorKind::Tls,
+        other => other.kind(),
+    })?;
+    Ok(client)
+}
+
+/// Connects and logs in; CONNECT (TCP, TLS, greeting) counts from the intended start.
+async fn open(ctx: &SessionCtx) -> Result<Imap, ErrorKind> {
+    let client = match connect(ctx).await {
+        Ok(client) => {
+            ctx.sink
+                .ok(Protocol::Imap, "CONNECT", ctx.intended_start.elapsed());
+            client
+        }
+        Err(kind) => {
+            ctx.sink.error(Protocol::Imap, "CONNECT", kind);
+            return Err(kind);
+        }
+    };
     ctx.sink.gauges().connection_opened();
     let mut imap = Imap {
         client,
         sink: ctx.sink.clone(),
     };
-    let password = plan.credentials.password(&ctx.login).clone();
+    let password = ctx.plan.credentials.password(&ctx.login).clone();
     let login = ctx.login.clone();
     let logged_in = imap
         .timed("LOGIN", async move |c| c.login(&login, &password).await)
         .await;
     if let Err(err) = logged_in {
         ctx.sink.gauges().connection_closed();
-        return Err(err);
+        return Err(err.kind());
     }
     Ok(imap)
 }

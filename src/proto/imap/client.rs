@@ -577,3 +577,58 @@ mod tests {
         );
     }
 }
+
+/// A session taken off its stream, to be put on another one (after a TLS handshake).
+pub(crate) struct DetachedSession {
+    framer: Framer,
+    next_tag: u32,
+    state: SessionState,
+    state_before_idle: SessionState,
+    idle_tag: Option<TagBuf>,
+    busy: bool,
+    capabilities: Capabilities,
+    view: MailboxView,
+    command_timeout: Duration,
+    use_literal_plus: bool,
+    transcript: Option<Box<Transcript>>,
+}
+
+impl<S> ImapClient<S> {
+    /// Splits off the stream. Only sound with nothing buffered: bytes read before a switch
+    /// belong to the old layer.
+    pub(crate) fn detach(self) -> (S, DetachedSession) {
+        let rest = DetachedSession {
+            framer: self.framer,
+            next_tag: self.next_tag,
+            state: self.state,
+            state_before_idle: self.state_before_idle,
+            idle_tag: self.idle_tag,
+            busy: self.busy,
+            capabilities: self.capabilities,
+            view: self.view,
+            command_timeout: self.command_timeout,
+            use_literal_plus: self.use_literal_plus,
+            transcript: self.transcript,
+        };
+        (self.stream, rest)
+    }
+}
+
+impl DetachedSession {
+    pub(crate) fn attach<T>(self, stream: T) -> ImapClient<T> {
+        ImapClient {
+            stream,
+            framer: self.framer,
+            next_tag: self.next_tag,
+            state: self.state,
+            state_before_idle: self.state_before_idle,
+            idle_tag: self.idle_tag,
+            busy: self.busy,
+            capabilities: self.capabilities,
+            view: self.view,
+            command_timeout: self.command_timeout,
+            use_literal_plus: self.use_literal_plus,
+            transcript: self.transcript,
+        }
+    }
+}

@@ -21,6 +21,7 @@ mod convert;
 mod error;
 mod framing;
 mod session;
+mod starttls;
 mod types;
 
 #[cfg(test)]
