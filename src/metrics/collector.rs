@@ -75,6 +75,11 @@ impl MetricsSink {
     pub fn gauges(&self) -> &Gauges {
         &self.gauges
     }
+
+    /// The gauges for a task that outlives this handle's borrow (the server sampler).
+    pub fn shared_gauges(&self) -> Arc<Gauges> {
+        self.gauges.clone()
+    }
 }
 
 /// Owner side of a running collector.

@@ -6,9 +6,14 @@
 //! the collector cut the per-second timeline without locks.
 
 mod collector;
+pub mod server;
 mod stats;
 
 pub use collector::{spawn_collector, Collector, Gauges, MetricsSink, PhasePlan};
+pub use server::{
+    MemoryKind, RunningSampler, SamplerError, ServerRecording, ServerSample, ServerSampler,
+    ServerTarget,
+};
 pub use stats::{new_histogram, OpStats, RunMetrics, TimelinePoint};
 
 use serde::Serialize;
