@@ -269,6 +269,7 @@ fn cut_interval(
     interval.started = now;
     metrics.timeline.push(TimelinePoint {
         t_s: now.as_secs_f64().round() as u64,
+        interval_s: length.as_secs_f64(),
         connected,
         ops,
     });

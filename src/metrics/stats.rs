@@ -118,6 +118,8 @@ impl IntervalStats {
 pub struct TimelinePoint {
     /// Seconds since the run started (end of the interval).
     pub t_s: u64,
+    /// Length of the interval in seconds: 1 except for the last, partial one (rates divide by it).
+    pub interval_s: f64,
     /// Live connections at the end of the interval.
     pub connected: u64,
     /// Operations that completed in the interval (absent: none did).

@@ -2,6 +2,7 @@
 //! summary.
 
 pub mod console;
+pub mod plots;
 pub mod results;
 
 pub use results::{Results, RunContext, ScenarioInfo};
