@@ -319,9 +319,6 @@ mod tests {
     /// timeline's compact summaries agree with it.
     #[tokio::test]
     async fn latency_log_and_timeline_add_up_to_the_totals() {
-        use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-        use hdrhistogram::serialization::Deserializer;
-
         const LOGIN: OpKey = OpKey::new(Protocol::Imap, "LOGIN");
         let plan = PhasePlan {
             ramp_up: Duration::ZERO,
@@ -342,24 +339,12 @@ mod tests {
         let metrics = collector.finish().await;
         let totals = metrics.totals(&Phase::ALL);
 
+        let intervals = crate::metrics::read_latency_log(&metrics.latency_log).unwrap();
         let mut from_log: BTreeMap<String, u64> = BTreeMap::new();
-        let mut intervals = 0;
-        let mut deserializer = Deserializer::new();
-        for entry in IntervalLogIterator::new(&metrics.latency_log) {
-            let LogEntry::Interval(interval) = entry.expect("valid log line") else {
-                continue;
-            };
-            let bytes = base64::Engine::decode(
-                &base64::engine::general_purpose::STANDARD,
-                interval.encoded_histogram(),
-            )
-            .unwrap();
-            let h: Histogram<u64> = deserializer.deserialize(&mut bytes.as_slice()).unwrap();
-            *from_log
-                .entry(interval.tag().unwrap().as_str().to_string())
-                .or_default() += h.len();
-            intervals += 1;
+        for interval in &intervals {
+            *from_log.entry(interval.tag.clone().unwrap()).or_default() += interval.histogram.len();
         }
+        let intervals = intervals.len();
         assert_eq!(from_log["imap.fetch"], 500);
         assert_eq!(from_log["imap.fetch"], totals[&FETCH].latency.len());
         assert_eq!(from_log["imap.login"], 1, "the failed LOGIN has no latency");

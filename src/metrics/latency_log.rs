@@ -13,7 +13,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 /// An interval log being written into memory.
-pub(crate) struct LatencyLogWriter {
+pub struct LatencyLogWriter {
     text: Vec<u8>,
     serializer: V2DeflateSerializer,
     /// Intervals that could not be written (a tag the format cannot hold, a codec failure).
@@ -65,4 +65,52 @@ impl LatencyLogWriter {
     pub fn into_bytes(self) -> Vec<u8> {
         self.text
     }
+}
+
+/// One interval read back from a log.
+#[derive(Debug, Clone)]
+pub struct LoggedInterval {
+    pub tag: Option<String>,
+    /// From the log's base time.
+    pub start: Duration,
+    pub length: Duration,
+    pub histogram: Histogram<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogReadError {
+    #[error("latency log line {line}: {reason}")]
+    Line { line: usize, reason: String },
+}
+
+/// Reads every interval of an interval log (as written by mailswarm or HdrHistogram's tools).
+pub fn read_latency_log(text: &[u8]) -> Result<Vec<LoggedInterval>, LogReadError> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+
+    let mut deserializer = Deserializer::new();
+    let mut out = Vec::new();
+    for (i, entry) in IntervalLogIterator::new(text).enumerate() {
+        let fail = |reason: String| LogReadError::Line {
+            line: i + 1,
+            reason,
+        };
+        let LogEntry::Interval(interval) = entry.map_err(|e| fail(format!("{e:?}")))? else {
+            continue;
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(interval.encoded_histogram())
+            .map_err(|e| fail(format!("bad base64: {e}")))?;
+        let histogram = deserializer
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| fail(format!("bad histogram: {e:?}")))?;
+        out.push(LoggedInterval {
+            tag: interval.tag().map(|t| t.as_str().to_string()),
+            start: interval.start_timestamp(),
+            length: interval.duration(),
+            histogram,
+        });
+    }
+    Ok(out)
 }

@@ -8,11 +8,12 @@
 //! does not grow with 184 KiB per operation per second. `server` samples the server under test.
 
 mod collector;
-mod latency_log;
+pub mod latency_log;
 pub mod server;
 mod stats;
 
 pub use collector::{spawn_collector, Collector, Gauges, MetricsSink, PhasePlan, ProgressSnapshot};
+pub use latency_log::{read_latency_log, LatencyLogWriter, LoggedInterval};
 pub use server::{
     MemoryKind, RunningSampler, SamplerError, ServerRecording, ServerSample, ServerSampler,
     ServerTarget,

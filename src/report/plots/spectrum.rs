@@ -65,7 +65,7 @@ impl Chart for Spectrum {
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!(
-                    "{}: latency by percentile ({} operations)",
+                    "{}: latency by percentile ({} successful operations)",
                     self.metric, self.count
                 ),
                 font(CAPTION_SIZE),
