@@ -2,6 +2,7 @@
 //! 0 = success / gate passed, 1 = gate or check failed, 2 = usage or runtime error.
 //! Errors are printed once, with their whole context chain.
 
+mod compare;
 mod lab;
 
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ pub enum Command {
     /// Start, stop or inspect the private Dovecot/Postfix lab on loopback.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Compare runs: p50, p99 and errors per command against the first run.
+    Compare(compare::CompareArgs),
 }
 
 /// Process exit status shared by every subcommand.
@@ -46,6 +49,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Lab(cmd) => lab::run(cmd),
+        Command::Compare(args) => compare::run(args),
     };
     match result {
         Ok(code) => code,

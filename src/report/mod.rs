@@ -1,6 +1,7 @@
 //! Turning a run's metrics into what people and tools read: `results.json`, the console
 //! summary, `latency.hlog`, charts, the HTML report and the comparison of runs.
 
+pub mod compare;
 pub mod console;
 pub mod html;
 pub mod plots;

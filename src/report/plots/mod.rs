@@ -2,6 +2,7 @@
 //! PNG (for chat and tickets). plotters draws text only with a registered font, so DejaVu Sans
 //! is compiled in: no system fonts or libraries are needed.
 
+mod bars;
 mod fit;
 mod spectrum;
 mod timeseries;
@@ -15,6 +16,7 @@ use plotters::style::{register_font, FontStyle};
 
 use crate::metrics::{OpKey, Phase, RunMetrics, ServerSample};
 
+pub use bars::CompareBars;
 pub use fit::{bytes_label, fit_line, fit_sentence, LinearFit};
 
 /// DejaVu Sans from Debian's `fonts-dejavu-core`; see `assets/fonts/README.md`.
@@ -60,10 +62,10 @@ pub enum PlotError {
     },
 }
 
-pub(crate) type DrawResult = Result<(), Box<dyn std::error::Error>>;
+pub type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A chart that can draw itself on any plotters backend.
-pub(crate) trait Chart {
+pub trait Chart {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
     where
         DB::ErrorType: 'static;
@@ -96,14 +98,8 @@ pub(crate) fn font(size: u32) -> TextStyle<'static> {
     (FONT, size).into_font().into()
 }
 
-/// Draws `chart` as `dir/name.svg` and `dir/name.png`.
-pub(crate) fn render(
-    chart: &impl Chart,
-    dir: &Path,
-    name: &str,
-    title: &str,
-    size: (u32, u32),
-) -> Result<Plot, PlotError> {
+/// Draws `chart` as SVG text only (for a page that inlines it).
+pub fn render_svg(chart: &impl Chart, name: &str, size: (u32, u32)) -> Result<String, PlotError> {
     ensure_font()?;
     let draw_err = |reason: Box<dyn std::error::Error>| PlotError::Draw {
         plot: name.to_string(),
@@ -115,6 +111,22 @@ pub(crate) fn render(
         chart.draw(&root).map_err(draw_err)?;
         root.present().map_err(|e| draw_err(Box::new(e)))?;
     }
+    Ok(svg)
+}
+
+/// Draws `chart` as `dir/name.svg` and `dir/name.png`.
+pub(crate) fn render(
+    chart: &impl Chart,
+    dir: &Path,
+    name: &str,
+    title: &str,
+    size: (u32, u32),
+) -> Result<Plot, PlotError> {
+    let svg = render_svg(chart, name, size)?;
+    let draw_err = |reason: Box<dyn std::error::Error>| PlotError::Draw {
+        plot: name.to_string(),
+        reason: reason.to_string(),
+    };
     let svg_path = dir.join(format!("{name}.svg"));
     std::fs::write(&svg_path, &svg).map_err(|source| PlotError::Io {
         path: svg_path.clone(),

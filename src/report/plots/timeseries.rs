@@ -40,16 +40,21 @@ pub(crate) fn num_label(v: f64) -> String {
     }
 }
 
-/// Milliseconds with as many decimals as small values need.
+/// Milliseconds with as many decimals as small values need, without trailing zeros.
 pub(crate) fn ms_label(ms: f64) -> String {
-    if ms == 0.0 {
-        "0".into()
-    } else if ms.abs() < 1.0 {
-        format!("{ms:.2}")
+    let text = if ms.abs() < 1.0 {
+        format!("{ms:.3}")
     } else if ms.abs() < 10.0 {
+        format!("{ms:.2}")
+    } else if ms.abs() < 100.0 {
         format!("{ms:.1}")
     } else {
         format!("{ms:.0}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
     }
 }
 
