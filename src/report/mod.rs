@@ -5,6 +5,7 @@ pub mod compare;
 pub mod console;
 pub mod html;
 pub mod plots;
+pub mod progress;
 pub mod results;
 mod run_report;
 mod sections;
