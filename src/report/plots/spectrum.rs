@@ -55,13 +55,21 @@ impl Chart for Spectrum {
     {
         root.fill(&WHITE)?;
         let y_max = self.points.iter().map(|p| p.1).fold(0.0, f64::max);
-        let mut decades = vec![1.0];
-        while decades
+        // Ticks at 0%, 90%, 99%, ... plus the median; short axes also get 80%, 98%, ...
+        let mut ticks = vec![1.0];
+        while ticks
             .last()
             .is_some_and(|d| d * 10.0 <= self.x_max * 1.0001)
         {
-            decades.push(decades.last().copied().unwrap_or(1.0) * 10.0);
+            ticks.push(ticks.last().copied().unwrap_or(1.0) * 10.0);
         }
+        let short = ticks.len() <= 3;
+        let decades = ticks.clone();
+        ticks.push(2.0);
+        if short {
+            ticks.extend(decades.iter().map(|d| d * 5.0).filter(|x| *x <= self.x_max));
+        }
+        ticks.sort_by(f64::total_cmp);
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!(
@@ -75,7 +83,7 @@ impl Chart for Spectrum {
             .x_label_area_size(45)
             .y_label_area_size(80)
             .build_cartesian_2d(
-                (1.0..self.x_max).log_scale().with_key_points(decades),
+                (1.0..self.x_max).log_scale().with_key_points(ticks),
                 0.0..(y_max * 1.1).max(0.01),
             )?;
         chart
