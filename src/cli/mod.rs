@@ -2,6 +2,7 @@
 //! 0 = success / gate passed, 1 = gate or check failed, 2 = usage or runtime error.
 //! Errors are printed once, with their whole context chain.
 
+mod compare;
 mod gate;
 mod lab;
 mod run;
@@ -30,6 +31,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Pass/fail a finished run against its thresholds, a baseline and conformance results.
     Gate(gate::GateArgs),
+    /// Compare runs: p50, p99 and errors per command against the first run.
+    Compare(compare::CompareArgs),
 }
 
 /// Process exit status shared by every subcommand.
@@ -54,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Lab(cmd) => lab::run(cmd),
         Command::Run(args) => run::run(args),
         Command::Gate(args) => gate::run(args),
+        Command::Compare(args) => compare::run(args),
     };
     match result {
         Ok(code) => code,

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{self, plan};
 use crate::gate::threshold;
 use crate::metrics::{spawn_collector, PhasePlan};
+use crate::metrics::{Gauges, RunningSampler, ServerSampler, ServerTarget};
+use crate::report::progress::Progress;
 use crate::report::{self, Results, RunContext, ScenarioInfo};
 use crate::scenario;
 
@@ -132,9 +134,31 @@ async fn run_async(
     };
     let started = SystemTime::now();
     let (sink, collector) = spawn_collector(phases);
+    if !args.quiet {
+        let progress = Progress::for_stderr(run_plan.duration);
+        tokio::spawn(report::progress::follow(collector.progress(), progress));
+    }
+    let sampler = match &run_plan.server {
+        Some(target) => start_sampler(target.clone(), sink.shared_gauges()).await,
+        None => None,
+    };
     let outcome = engine::run(run_plan.clone(), sink, interrupt).await;
     let metrics = collector.finish().await;
     let ended = SystemTime::now();
+    let server_samples = match sampler {
+        Some(running) => {
+            let recording = running.finish().await;
+            if recording.failures > 0 {
+                eprintln!(
+                    "mailswarm: warning: {} server samples failed (last: {})",
+                    recording.failures,
+                    recording.last_error.as_deref().unwrap_or("?")
+                );
+            }
+            recording.samples
+        }
+        None => Vec::new(),
+    };
 
     let s = &run_plan.scenario;
     let ctx = RunContext {
@@ -153,13 +177,24 @@ async fn run_async(
         nofile_hard,
     };
     let mut results = Results::build(&ctx, &metrics);
+    report::attach_server_summary(&mut results, &server_samples);
     let definitions = threshold_definitions(s);
     // Checked before the run, so this cannot fail; an error would still leave results.
     let outcomes = threshold::record(&mut results, &definitions).unwrap_or_default();
     let path = out.join("results.json");
+    // results.json first, on its own: whatever goes wrong with plots or HTML afterwards, the
+    // measurements are on disk.
     results
         .write(&path)
         .with_context(|| format!("writing {}", path.display()))?;
+    match report::write_run_report(&out, &results, &metrics, &server_samples, &s.source) {
+        Ok(files) => {
+            for warning in &files.warnings {
+                eprintln!("mailswarm: warning: {warning}");
+            }
+        }
+        Err(err) => eprintln!("mailswarm: warning: report not complete: {err}"),
+    }
     let mut stdout = std::io::stdout().lock();
     report::console::print_summary(&mut stdout, &results)?;
     for outcome in &outcomes {
@@ -170,7 +205,20 @@ async fn run_async(
             outcome.criterion, outcome.reason
         )?;
     }
+    if let Some(bytes) = results
+        .extra
+        .get("server")
+        .and_then(|v| v.get("bytes_per_user"))
+        .and_then(|v| v.as_f64())
+    {
+        writeln!(
+            stdout,
+            "server memory per connected user: {:.0} KiB",
+            bytes / 1024.0
+        )?;
+    }
     writeln!(stdout, "results: {}", path.display())?;
+    writeln!(stdout, "report:  {}", out.join("report.html").display())?;
     if outcome.interrupted {
         // A cut-short run never counts as a pass in a pipeline.
         return Ok(ExitCode::from(EXIT_ERROR));
@@ -207,6 +255,27 @@ fn check_thresholds(s: &scenario::LoadedScenario) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Starts server sampling; a target that cannot be sampled is a warning, not a failed run.
+async fn start_sampler(
+    target: ServerTarget,
+    gauges: std::sync::Arc<Gauges>,
+) -> Option<RunningSampler> {
+    let sampler = match ServerSampler::new(target, gauges) {
+        Ok(sampler) => sampler,
+        Err(err) => {
+            eprintln!("mailswarm: warning: server sampling off: {err}");
+            return None;
+        }
+    };
+    match sampler.start(std::time::Instant::now()).await {
+        Ok(running) => Some(running),
+        Err(err) => {
+            eprintln!("mailswarm: warning: server sampling off: {err}");
+            None
+        }
+    }
 }
 
 /// Report folder names come from scenario names; keep them to safe characters.

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::ServerTarget;
 use crate::proto::tls::TlsSettings;
 use crate::proto::Secret;
-use crate::scenario::{Behaviour, LmtpDelivery, LoadedScenario, Model, TlsMode};
+use crate::scenario::{Behaviour, LmtpDelivery, LoadedScenario, Model, ServerSpec, TlsMode};
 
 use super::population::{user_rng, Population, UserId};
 use super::trace::ActionTrace;
@@ -84,8 +85,10 @@ pub struct RunPlan {
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     pub drain_timeout: Duration,
-    /// Where a lab target's description came from, for server memory sampling.
+    /// Where a lab target's description came from.
     pub lab_dir: Option<PathBuf>,
+    /// What to sample for server memory and CPU.
+    pub server: Option<ServerTarget>,
     pub trace: Option<ActionTrace>,
     /// Names this run in generated messages (`X-Mailswarm-Id: <run_id>-<n>`); derived from
     /// the scenario name and seed so message bytes are reproducible.
@@ -125,6 +128,12 @@ struct LabTarget {
     users: LabUsers,
     domain: String,
     ca_file: PathBuf,
+    dovecot: LabServer,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct LabServer {
+    pid_file: PathBuf,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -334,8 +343,19 @@ pub async fn build(
         })?),
         None => None,
     };
+    let server = match &s.server {
+        Some(ServerSpec::Pid(pid)) => Some(ServerTarget::Pid(*pid as i32)),
+        Some(ServerSpec::PidFile(path)) => Some(ServerTarget::PidFile(path.clone())),
+        Some(ServerSpec::Process(name)) => Some(ServerTarget::ProcessName(name.clone())),
+        Some(ServerSpec::Cgroup(path)) => Some(ServerTarget::Cgroup(path.clone())),
+        Some(ServerSpec::Command(cmd)) => Some(ServerTarget::Command(cmd.clone())),
+        None => lab
+            .as_ref()
+            .map(|l| ServerTarget::PidFile(l.dovecot.pid_file.clone())),
+    };
     let run_id = format!("{}-{}", s.name, s.seed);
     let plan = RunPlan {
+        server,
         run_id,
         trace,
         endpoints,

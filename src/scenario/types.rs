@@ -41,6 +41,26 @@ pub struct Scenario {
     pub thresholds: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Where to sample the server's memory and CPU every second. Default with `lab: true`:
+    /// the lab's Dovecot; otherwise nothing is sampled.
+    #[serde(default)]
+    pub server: Option<ServerSpec>,
+}
+
+/// One way to find the server under test; give exactly one.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerSpec {
+    /// Root pid: PSS is summed over it and all its descendants.
+    Pid(u32),
+    /// A pid file such as Dovecot's `master.pid`.
+    PidFile(PathBuf),
+    /// Every process of this name (e.g. `dovecot`) and their descendants.
+    Process(String),
+    /// A cgroup directory (`memory.current`).
+    Cgroup(PathBuf),
+    /// A shell command printing the server's memory in bytes (for remote servers).
+    Command(String),
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]

@@ -558,26 +558,6 @@ fn status_text(frame: &[u8]) -> String {
     String::from_utf8_lossy(text).into_owned()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_count_up() {
-        assert_eq!(TagBuf::new(1).as_str(), "A1");
-        assert_eq!(TagBuf::new(907).as_str(), "A907");
-        assert_eq!(TagBuf::new(u32::MAX).as_str(), "A4294967295");
-    }
-
-    #[test]
-    fn status_text_keeps_codes() {
-        assert_eq!(
-            status_text(b"A1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"),
-            "[AUTHENTICATIONFAILED] Authentication failed."
-        );
-    }
-}
-
 /// A session taken off its stream, to be put on another one (after a TLS handshake).
 pub(crate) struct DetachedSession {
     framer: Framer,
@@ -630,5 +610,25 @@ impl DetachedSession {
             use_literal_plus: self.use_literal_plus,
             transcript: self.transcript,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_count_up() {
+        assert_eq!(TagBuf::new(1).as_str(), "A1");
+        assert_eq!(TagBuf::new(907).as_str(), "A907");
+        assert_eq!(TagBuf::new(u32::MAX).as_str(), "A4294967295");
+    }
+
+    #[test]
+    fn status_text_keeps_codes() {
+        assert_eq!(
+            status_text(b"A1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
     }
 }
