@@ -420,6 +420,33 @@ async fn raw_exchanges_keep_exact_bytes() {
     imap.logout().await.unwrap();
 }
 
+#[tokio::test]
+async fn large_message_round_trip_leaves_no_big_buffer() {
+    let target = target();
+    let mut imap = login(target, &user(7)).await;
+    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdef\r\n";
+    let big = message("big", &line.repeat((1 << 20) / line.len()));
+    assert!(big.len() > 1 << 20);
+    imap.append("INBOX", &[], None, &big).await.unwrap();
+    imap.select("INBOX").await.unwrap();
+    let full = FetchItem::Body {
+        part: BodyPart::Full,
+        peek: true,
+        partial: None,
+    };
+    let fetched = imap.fetch(&set("1"), &[full]).await.unwrap();
+    assert_eq!(fetched[0].body().map(|b| b.len()), Some(big.len()));
+    assert!(fetched[0].body().unwrap().as_ref() == &big[..]);
+    drop(fetched);
+    assert_eq!(imap.buffer_capacity(), 0);
+    imap.idle().await.unwrap();
+    assert_eq!(imap.buffer_capacity(), 0);
+    // Only the capability list (a few hundred bytes with Dovecot) stays on the heap.
+    assert!(imap.heap_bytes() < 1024, "{} bytes", imap.heap_bytes());
+    imap.done().await.unwrap();
+    imap.logout().await.unwrap();
+}
+
 /// TEMPORARY private Dovecot, replaced by the shared lab fixture once it exists. It runs on a
 /// free loopback port with its own base_dir under a temp dir, a static passdb (any user,
 /// one password) and Maildirs owned by an unprivileged user; it stops when this test process
