@@ -9,12 +9,13 @@
 //! - `client`: tags, sending commands (synchronizing literals wait for `+`), reading until the
 //!   tagged completion, deadlines, and the per-connection [`MailboxView`] that tracks
 //!   unsolicited EXISTS/EXPUNGE/FETCH/RECENT and queues them as [`MailboxEvent`]s;
-//! - `commands` and `session`: the typed commands, IDLE, LOGOUT and
+//! - `auth`, `commands` and `session`: login, the typed commands, IDLE, LOGOUT and
 //!   [`ImapClient::execute_raw`] for raw transcripts.
 //!
 //! Commands are built as imap-types `CommandBody` values and encoded by imap-codec, so
 //! arguments are always quoted or sent as literals correctly.
 
+mod auth;
 mod client;
 mod commands;
 mod convert;
@@ -26,8 +27,8 @@ mod types;
 #[cfg(test)]
 mod fake_server_tests;
 
+pub use auth::LoginMethod;
 pub use client::{ImapClient, SessionState};
-pub use commands::LoginMethod;
 pub use convert::SearchQuery;
 pub use error::ImapError;
 pub use framing::ImapLimits;
