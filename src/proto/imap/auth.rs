@@ -47,6 +47,11 @@ where
                 "login needs the not-authenticated state",
             ));
         }
+        if method == LoginMethod::Auto && self.capabilities.is_empty() {
+            // The greeting carried no capabilities (Dovecot's "Waiting for authentication
+            // process" greeting, for one): ask before choosing.
+            self.capability().await?;
+        }
         let plain = match method {
             LoginMethod::Auto => self.capabilities.has(Cap::AuthPlain),
             LoginMethod::Plain => true,

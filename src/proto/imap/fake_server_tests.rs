@@ -609,3 +609,27 @@ async fn execute_raw_returns_exact_bytes_and_no_is_a_result() {
     assert_eq!(first, "A1 APPEND INBOX {3}");
     assert_eq!(&data, b"abc\r\n");
 }
+
+#[tokio::test]
+async fn login_asks_for_capabilities_when_the_greeting_has_none() {
+    let (addr, server) = serve(|mut s| async move {
+        s.write_all(b"* OK Waiting for authentication process to respond..\r\n")
+            .await
+            .unwrap();
+        let first = read_line(&mut s).await;
+        s.write_all(b"* CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN\r\nA1 OK done\r\n")
+            .await
+            .unwrap();
+        let second = read_line(&mut s).await;
+        s.write_all(b"A2 OK logged in\r\n").await.unwrap();
+        (first, second)
+    })
+    .await;
+    let mut imap = client(addr, ImapLimits::default()).await;
+    assert!(imap.capabilities().is_empty());
+    imap.login("carol", &Secret::from("pw")).await.unwrap();
+    let (first, second) = server.await.unwrap();
+    assert_eq!(first, "A1 CAPABILITY");
+    let blob = base64::engine::general_purpose::STANDARD.encode(b"\0carol\0pw");
+    assert_eq!(second, format!("A2 AUTHENTICATE PLAIN {blob}"));
+}
