@@ -30,7 +30,7 @@ mod session;
 mod types;
 
 #[cfg(test)]
-mod fake_server_tests;
+mod fake_server;
 
 pub use auth::LoginMethod;
 pub use client::{ImapClient, SessionState};
