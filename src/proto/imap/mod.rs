@@ -12,6 +12,13 @@
 //! - `auth`, `commands` and `session`: login, the typed commands, IDLE, LOGOUT and
 //!   [`ImapClient::execute_raw`] for raw transcripts.
 //!
+//! Unsolicited responses: every EXISTS/EXPUNGE/RECENT updates the [`MailboxView`] counts.
+//! A response that answers the running command (the FETCH answers of FETCH and STORE, the
+//! EXPUNGE answers of EXPUNGE, EXISTS/RECENT during SELECT) is returned by that command; every
+//! other EXISTS/EXPUNGE/RECENT/FETCH is queued as a [`MailboxEvent`] for
+//! [`ImapClient::pop_event`] / [`ImapClient::wait_for_event`]. A FETCH command therefore also
+//! returns FETCH responses the server volunteers for other messages in the same exchange.
+//!
 //! Commands are built as imap-types `CommandBody` values and encoded by imap-codec, so
 //! arguments are always quoted or sent as literals correctly.
 //!
