@@ -447,6 +447,39 @@ async fn large_message_round_trip_leaves_no_big_buffer() {
     imap.logout().await.unwrap();
 }
 
+/// Dovecot's BODYSTRUCTURE and ENVELOPE for a multipart message with an attachment, address
+/// groups and encoded words must pass the strict decoder.
+#[tokio::test]
+async fn multipart_structure_and_odd_addresses_decode() {
+    let target = target();
+    let mut imap = login(target, &user(8)).await;
+    let mime = "From: =?UTF-8?Q?J=C3=B6rg?= <joerg@example.org>\r\n\
+To: undisclosed-recipients:;\r\nCc: \"Doe, Jane\" <jane@example.org>, plain@example.org\r\n\
+Subject: =?UTF-8?B?w6TDtsO8?=\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\npreamble\r\n--b1\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+Gr=C3=BC=C3=9Fe\r\n--b1\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\n\
+Content-Disposition: attachment; filename=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+AAECAwQFBgcICQ==\r\n--b1--\r\n";
+    imap.append("INBOX", &[], None, mime.as_bytes())
+        .await
+        .unwrap();
+    imap.select("INBOX").await.unwrap();
+    let part2 = FetchItem::Body {
+        part: BodyPart::Part(&[2]),
+        peek: true,
+        partial: None,
+    };
+    let items = [FetchItem::BodyStructure, FetchItem::Envelope, part2];
+    let fetched = imap.fetch(&set("1"), &items).await.unwrap();
+    assert!(fetched[0].body_structure.is_some());
+    let envelope = fetched[0].envelope.as_ref().unwrap();
+    assert_eq!(envelope.cc.len(), 2);
+    let section = &fetched[0].sections[0];
+    assert_eq!(section.data.as_deref(), Some(&b"AAECAwQFBgcICQ=="[..]));
+    imap.logout().await.unwrap();
+}
+
 /// TEMPORARY private Dovecot, replaced by the shared lab fixture once it exists. It runs on a
 /// free loopback port with its own base_dir under a temp dir, a static passdb (any user,
 /// one password) and Maildirs owned by an unprivileged user; it stops when this test process
