@@ -99,6 +99,11 @@ async fn login_with_authenticate_plain_and_with_login() {
         sent_lines(&imap),
         vec!["A1 LOGIN <redacted>\r\n".to_owned()]
     );
+    let received = imap.transcript();
+    let password = target.password.expose().as_bytes();
+    assert!(received
+        .iter()
+        .all(|e| !e.bytes.windows(password.len()).any(|w| w == password)));
     imap.logout().await.unwrap();
 
     for method in [LoginMethod::Plain, LoginMethod::Login] {
@@ -505,7 +510,7 @@ mod private_dovecot {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let root = unsafe_free_euid() == 0;
+        let root = effective_uid() == 0;
         let (uid, gid) = if root { (65534, 65534) } else { own_ids() };
         for sub in ["run", "state", "mail"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -577,7 +582,7 @@ service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    por
         panic!("private dovecot on {addr} did not become ready; log:\n{log}");
     }
 
-    fn unsafe_free_euid() -> u32 {
+    fn effective_uid() -> u32 {
         // /proc/self/status "Uid: real effective ...": no libc call needed.
         std::fs::read_to_string("/proc/self/status")
             .ok()
