@@ -99,6 +99,11 @@ async fn login_with_authenticate_plain_and_with_login() {
         sent_lines(&imap),
         vec!["A1 LOGIN <redacted>\r\n".to_owned()]
     );
+    let received = imap.transcript();
+    let password = target.password.expose().as_bytes();
+    assert!(received
+        .iter()
+        .all(|e| !e.bytes.windows(password.len()).any(|w| w == password)));
     imap.logout().await.unwrap();
 
     for method in [LoginMethod::Plain, LoginMethod::Login] {
@@ -420,6 +425,66 @@ async fn raw_exchanges_keep_exact_bytes() {
     imap.logout().await.unwrap();
 }
 
+#[tokio::test]
+async fn large_message_round_trip_leaves_no_big_buffer() {
+    let target = target();
+    let mut imap = login(target, &user(7)).await;
+    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdef\r\n";
+    let big = message("big", &line.repeat((1 << 20) / line.len()));
+    assert!(big.len() > 1 << 20);
+    imap.append("INBOX", &[], None, &big).await.unwrap();
+    imap.select("INBOX").await.unwrap();
+    let full = FetchItem::Body {
+        part: BodyPart::Full,
+        peek: true,
+        partial: None,
+    };
+    let fetched = imap.fetch(&set("1"), &[full]).await.unwrap();
+    assert_eq!(fetched[0].body().map(|b| b.len()), Some(big.len()));
+    assert!(fetched[0].body().unwrap().as_ref() == &big[..]);
+    drop(fetched);
+    assert_eq!(imap.buffer_capacity(), 0);
+    imap.idle().await.unwrap();
+    assert_eq!(imap.buffer_capacity(), 0);
+    // Only the capability list (a few hundred bytes with Dovecot) stays on the heap.
+    assert!(imap.heap_bytes() < 1024, "{} bytes", imap.heap_bytes());
+    imap.done().await.unwrap();
+    imap.logout().await.unwrap();
+}
+
+/// Dovecot's BODYSTRUCTURE and ENVELOPE for a multipart message with an attachment, address
+/// groups and encoded words must pass the strict decoder.
+#[tokio::test]
+async fn multipart_structure_and_odd_addresses_decode() {
+    let target = target();
+    let mut imap = login(target, &user(8)).await;
+    let mime = "From: =?UTF-8?Q?J=C3=B6rg?= <joerg@example.org>\r\n\
+To: undisclosed-recipients:;\r\nCc: \"Doe, Jane\" <jane@example.org>, plain@example.org\r\n\
+Subject: =?UTF-8?B?w6TDtsO8?=\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\npreamble\r\n--b1\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+Gr=C3=BC=C3=9Fe\r\n--b1\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\n\
+Content-Disposition: attachment; filename=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+AAECAwQFBgcICQ==\r\n--b1--\r\n";
+    imap.append("INBOX", &[], None, mime.as_bytes())
+        .await
+        .unwrap();
+    imap.select("INBOX").await.unwrap();
+    let part2 = FetchItem::Body {
+        part: BodyPart::Part(&[2]),
+        peek: true,
+        partial: None,
+    };
+    let items = [FetchItem::BodyStructure, FetchItem::Envelope, part2];
+    let fetched = imap.fetch(&set("1"), &items).await.unwrap();
+    assert!(fetched[0].body_structure.is_some());
+    let envelope = fetched[0].envelope.as_ref().unwrap();
+    assert_eq!(envelope.cc.len(), 2);
+    let section = &fetched[0].sections[0];
+    assert_eq!(section.data.as_deref(), Some(&b"AAECAwQFBgcICQ=="[..]));
+    imap.logout().await.unwrap();
+}
+
 /// TEMPORARY private Dovecot, replaced by the shared lab fixture once it exists. It runs on a
 /// free loopback port with its own base_dir under a temp dir, a static passdb (any user,
 /// one password) and Maildirs owned by an unprivileged user; it stops when this test process
@@ -445,7 +510,7 @@ mod private_dovecot {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let root = unsafe_free_euid() == 0;
+        let root = effective_uid() == 0;
         let (uid, gid) = if root { (65534, 65534) } else { own_ids() };
         for sub in ["run", "state", "mail"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -517,7 +582,7 @@ service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    por
         panic!("private dovecot on {addr} did not become ready; log:\n{log}");
     }
 
-    fn unsafe_free_euid() -> u32 {
+    fn effective_uid() -> u32 {
         // /proc/self/status "Uid: real effective ...": no libc call needed.
         std::fs::read_to_string("/proc/self/status")
             .ok()

@@ -79,7 +79,7 @@ impl TagBuf {
 }
 
 /// What to do with an untagged response the running command does not consume.
-/// `Send` so that sessions holding a client can run on any worker thread.
+/// `Send` so that command futures stay `Send` and can run in spawned tasks.
 pub(crate) type Handler<'h> = &'h mut (dyn FnMut(&Response<'_>, &Bytes) -> bool + Send);
 
 /// An IMAP client connection over any byte stream (TCP now, TLS later).
@@ -616,6 +616,27 @@ impl DetachedSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imap_types::sequence::SequenceSet;
+
+    /// Command futures must be `Send`: the engine runs each connection in a spawned task.
+    #[allow(dead_code)]
+    fn futures_are_send(client: &mut ImapClient<TcpStream>, set: &SequenceSet) {
+        fn send<T: Send>(_: T) {}
+        send(client.noop());
+        send(client.fetch(set, &[]));
+        send(client.select("INBOX"));
+        send(client.append("INBOX", &[], None, b""));
+        send(client.login("u", &crate::proto::Secret::from("p")));
+        send(client.wait_for_event(Duration::from_secs(1)));
+        send(client.execute_raw(b"NOOP"));
+        send(client.logout());
+        send(client.done());
+        send(ImapClient::connect(
+            ([127, 0, 0, 1], 1).into(),
+            &ConnectOptions::default(),
+            ImapLimits::default(),
+        ));
+    }
 
     #[test]
     fn tags_count_up() {
