@@ -177,6 +177,16 @@ async fn run_async(
         nofile_hard,
     };
     let mut results = Results::build(&ctx, &metrics);
+    if let Some(auditor) = &run_plan.audit {
+        if !args.quiet {
+            eprintln!("mailswarm: audit: reading back every accepted message over IMAP");
+        }
+        let audit = auditor.verify(&run_plan, run_plan.audit_grace).await;
+        results.extra.insert(
+            "audit".to_string(),
+            serde_json::to_value(&audit).expect("the audit report serializes"),
+        );
+    }
     report::attach_server_summary(&mut results, &server_samples);
     let definitions = threshold_definitions(s);
     // Checked before the run, so this cannot fail; an error would still leave results.

@@ -14,12 +14,16 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::audit::message_id;
 use super::message::{build_message, MessageParams, MessageSpec};
 use super::plan::RunPlan;
 use super::scheduler::RunSignals;
 use crate::metrics::{MetricsSink, Protocol};
 use crate::proto::net::ConnectOptions;
-use crate::proto::smtp::{Envelope, Flavor, SendOptions, SmtpClient, SmtpError, SmtpSettings};
+use crate::proto::smtp::{
+    Delivery, Envelope, Flavor, SendOptions, SmtpClient, SmtpError, SmtpSettings,
+    TransactionOutcome,
+};
 use crate::scenario::LmtpDelivery;
 
 const LMTP: Protocol = Protocol::Lmtp;
@@ -148,18 +152,23 @@ async fn transaction(
 ) -> bool {
     let users = plan.population.count();
     let wanted = spec.recipients.sample(rng).clamp(1, u64::from(users)) as usize;
-    let mut recipients: Vec<String> = Vec::with_capacity(wanted);
-    while recipients.len() < wanted {
+    let mut users_picked: Vec<u32> = Vec::with_capacity(wanted);
+    while users_picked.len() < wanted {
         let id = rng.random_range(0..users);
-        let address = format!(
-            "{}@{}",
-            plan.population.login_name(id),
-            plan.endpoints.domain
-        );
-        if !recipients.contains(&address) {
-            recipients.push(address);
+        if !users_picked.contains(&id) {
+            users_picked.push(id);
         }
     }
+    let recipients: Vec<String> = users_picked
+        .iter()
+        .map(|&id| {
+            format!(
+                "{}@{}",
+                plan.population.login_name(id),
+                plan.endpoints.domain
+            )
+        })
+        .collect();
     let size = spec.size.sample(rng).0 as usize;
     let from = format!("sender{worker}@{}", plan.endpoints.domain);
     // Deliveries are numbered apart from APPENDs (whose numbers are random 64-bit values
@@ -183,6 +192,11 @@ async fn transaction(
         .await;
     match result {
         Ok(outcome) => {
+            if let (Some(audit), Some(id)) = (&plan.audit, message_id(&message)) {
+                for index in delivered_recipients(&outcome) {
+                    audit.accepted(&id, users_picked[index], "INBOX");
+                }
+            }
             let t = &outcome.timings;
             sink.ok(LMTP, "MAIL", t.mail);
             for (reply, latency) in outcome.rcpt.iter().zip(&t.rcpt) {
@@ -214,6 +228,25 @@ async fn transaction(
             sink.count("lmtp.failed_transactions", 1);
             false
         }
+    }
+}
+
+/// Indices of the recipients the server took the message for.
+fn delivered_recipients(outcome: &TransactionOutcome) -> Vec<usize> {
+    match &outcome.delivery {
+        Delivery::PerRecipient(replies) => replies
+            .iter()
+            .filter(|r| r.reply.is_positive())
+            .map(|r| r.recipient)
+            .collect(),
+        Delivery::Message(reply) if reply.is_positive() => outcome
+            .rcpt
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_positive())
+            .map(|(i, _)| i)
+            .collect(),
+        Delivery::Message(_) => Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! Memory follows connections, not users: a user is a few bytes in [`population`] until a
 //! session of hers runs, and only a running session owns a task and a socket.
 
+pub mod audit;
 pub mod delivery;
 pub mod message;
 pub mod plan;

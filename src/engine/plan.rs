@@ -13,6 +13,7 @@ use crate::proto::tls::TlsSettings;
 use crate::proto::Secret;
 use crate::scenario::{Behaviour, LmtpDelivery, LoadedScenario, Model, ServerSpec, TlsMode};
 
+use super::audit::Auditor;
 use super::population::{user_rng, Population, UserId};
 use super::trace::ActionTrace;
 use rand::RngExt;
@@ -89,6 +90,9 @@ pub struct RunPlan {
     pub lab_dir: Option<PathBuf>,
     /// What to sample for server memory and CPU.
     pub server: Option<ServerTarget>,
+    /// Present when the scenario asks for the delivery audit.
+    pub audit: Option<Auditor>,
+    pub audit_grace: Duration,
     pub trace: Option<ActionTrace>,
     /// Names this run in generated messages (`X-Mailswarm-Id: <run_id>-<n>`); derived from
     /// the scenario name and seed so message bytes are reproducible.
@@ -353,8 +357,21 @@ pub async fn build(
             .as_ref()
             .map(|l| ServerTarget::PidFile(l.dovecot.pid_file.clone())),
     };
-    let run_id = format!("{}-{}", s.name, s.seed);
+    // The run id goes into every message's X-Mailswarm-Id. With the audit on it also carries
+    // the start time, so a rerun with the same seed against the same mailboxes cannot mistake
+    // the last run's messages for its own.
+    let run_id = if s.audit {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        format!("{}-{}-{started}", s.name, s.seed)
+    } else {
+        format!("{}-{}", s.name, s.seed)
+    };
     let plan = RunPlan {
+        audit: s.audit.then(Auditor::new),
+        audit_grace: s.audit_grace.0,
         server,
         run_id,
         trace,

@@ -41,6 +41,14 @@ pub struct Scenario {
     pub thresholds: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Track every message handed to the server and check at the end, over IMAP, that each
+    /// is in its mailbox exactly once and byte-intact.
+    #[serde(default)]
+    pub audit: bool,
+    /// How long the audit keeps looking for copies still missing after the run (mail
+    /// through an MTA queue arrives later).
+    #[serde(default = "default_audit_grace")]
+    pub audit_grace: HumanDuration,
     /// Where to sample the server's memory and CPU every second. Default with `lab: true`:
     /// the lab's Dovecot; otherwise nothing is sampled.
     #[serde(default)]
@@ -504,6 +512,10 @@ impl Default for Timeouts {
             drain: default_drain(),
         }
     }
+}
+
+fn default_audit_grace() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
 }
 
 fn default_connect_timeout() -> HumanDuration {

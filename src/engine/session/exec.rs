@@ -6,6 +6,7 @@ use tokio::time::Instant;
 
 use super::script::{Action, FlagKind, SEARCHES};
 use super::{seq_range, uid_set, Imap, SessionCtx};
+use crate::engine::audit::message_id;
 use crate::engine::message::{build_message, MessageParams, MessageSpec};
 use crate::proto::imap::{
     BodyPart, FetchItem, Flag, ImapError, SearchQuery, SequenceSet, StoreType,
@@ -156,6 +157,24 @@ pub async fn run_actions(
             Action::ExpungeOldest => {
                 if state.exists > 0 {
                     let first = SequenceSet::try_from(1u32).expect("1 is a valid sequence number");
+                    if let Some(audit) = &ctx.plan.audit {
+                        // Tell the audit which message this client deletes on purpose.
+                        let items = [FetchItem::Body {
+                            part: BodyPart::Full,
+                            peek: true,
+                            partial: None,
+                        }];
+                        let oldest = imap
+                            .timed("FETCH", async |c| c.fetch(&first, &items).await)
+                            .await?;
+                        for id in oldest
+                            .iter()
+                            .filter_map(|m| m.body())
+                            .filter_map(|b| message_id(b))
+                        {
+                            audit.deleted(&id, ctx.user, mailbox);
+                        }
+                    }
                     imap.timed("STORE", async |c| {
                         c.store(&first, StoreType::Add, &[Flag::Deleted], true)
                             .await
@@ -223,6 +242,11 @@ async fn append(
         c.append(target, &[Flag::Seen], None, &message).await
     })
     .await?;
+    if let Some(audit) = &plan.audit {
+        if let Some(id) = message_id(&message) {
+            audit.accepted(&id, ctx.user, target);
+        }
+    }
     ctx.sink.count("imap.appended_bytes", message.len() as u64);
     Ok(())
 }
@@ -266,8 +290,18 @@ pub async fn idle(
         let now = imap.client.mailbox().exists();
         if new_mail && now > known {
             let set = seq_range(known + 1, now);
-            imap.timed("FETCH", async |c| c.fetch(&set, NEW_MAIL_ITEMS).await)
+            let fetched = imap
+                .timed("FETCH", async |c| c.fetch(&set, NEW_MAIL_ITEMS).await)
                 .await?;
+            if let Some(audit) = &ctx.plan.audit {
+                for id in fetched
+                    .iter()
+                    .filter_map(|m| m.body())
+                    .filter_map(|b| message_id(b))
+                {
+                    audit.seen(&id, ctx.user);
+                }
+            }
             ctx.sink
                 .count("imap.pushed_messages_fetched", u64::from(now - known));
         }

@@ -106,16 +106,19 @@ impl Imap {
     }
 }
 
-/// TCP, TLS when asked for, and the greeting. The caller records the outcome as CONNECT.
-async fn connect(ctx: &SessionCtx) -> Result<ImapClient<MaybeTlsStream>, ErrorKind> {
-    let plan = &ctx.plan;
+/// TCP, TLS when asked for, and the greeting, for one of `user`'s connections. The caller
+/// records the outcome as CONNECT.
+pub async fn connect_for(
+    plan: &RunPlan,
+    user: UserId,
+) -> Result<ImapClient<MaybeTlsStream>, ErrorKind> {
     let endpoints = &plan.endpoints;
     let addr = endpoints
         .imap
         .expect("the plan checked that an IMAP target exists");
     let sources = &endpoints.source_addresses;
     let opts = ConnectOptions {
-        source: (!sources.is_empty()).then(|| sources[ctx.user as usize % sources.len()]),
+        source: (!sources.is_empty()).then(|| sources[user as usize % sources.len()]),
         connect_timeout: plan.connect_timeout,
     };
     let tcp = connect_tcp(addr, &opts)
@@ -160,7 +163,7 @@ async fn connect(ctx: &SessionCtx) -> Result<ImapClient<MaybeTlsStream>, ErrorKi
 
 /// Connects and logs in; CONNECT (TCP, TLS, greeting) counts from the intended start.
 async fn open(ctx: &SessionCtx) -> Result<Imap, ErrorKind> {
-    let client = match connect(ctx).await {
+    let client = match connect_for(&ctx.plan, ctx.user).await {
         Ok(client) => {
             ctx.sink
                 .ok(Protocol::Imap, "CONNECT", ctx.intended_start.elapsed());
@@ -235,7 +238,7 @@ pub async fn run(mut ctx: SessionCtx) -> SessionEnd {
 }
 
 /// `first:last` as a sequence set; callers guarantee `1 <= first <= last`.
-fn seq_range(first: u32, last: u32) -> SequenceSet {
+pub(crate) fn seq_range(first: u32, last: u32) -> SequenceSet {
     SequenceSet::try_from(format!("{first}:{last}").as_str()).expect("a non-zero range is valid")
 }
 
