@@ -19,27 +19,75 @@ use super::message::{build_message, MessageParams, MessageSpec};
 use super::plan::RunPlan;
 use super::scheduler::RunSignals;
 use crate::metrics::{MetricsSink, Protocol};
+use std::net::SocketAddr;
+
 use crate::proto::net::ConnectOptions;
 use crate::proto::smtp::{
     Delivery, Envelope, Flavor, SendOptions, SmtpClient, SmtpError, SmtpSettings,
     TransactionOutcome,
 };
-use crate::scenario::LmtpDelivery;
+use crate::scenario::DeliverySpec;
 
-const LMTP: Protocol = Protocol::Lmtp;
+/// Which path the mail takes, and the names its numbers go under.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub flavor: Flavor,
+    pub protocol: Protocol,
+    pub addr: SocketAddr,
+    transactions: &'static str,
+    accepted: &'static str,
+    delivered: &'static str,
+    refused_after_data: &'static str,
+    failed: &'static str,
+    /// Distinguishes the workers' RNG streams and message numbers per route.
+    salt: u64,
+}
 
-pub fn spawn_lmtp(
+impl Route {
+    pub fn lmtp(addr: SocketAddr) -> Route {
+        Route {
+            flavor: Flavor::Lmtp,
+            protocol: Protocol::Lmtp,
+            addr,
+            transactions: "lmtp.transactions",
+            accepted: "lmtp.accepted_recipients",
+            delivered: "lmtp.delivered",
+            refused_after_data: "lmtp.refused_after_data",
+            failed: "lmtp.failed_transactions",
+            salt: 0,
+        }
+    }
+
+    /// SMTP to the MTA, which relays to the mail store on its own schedule.
+    pub fn smtp(addr: SocketAddr) -> Route {
+        Route {
+            flavor: Flavor::Smtp,
+            protocol: Protocol::Smtp,
+            addr,
+            transactions: "smtp.transactions",
+            accepted: "smtp.accepted_recipients",
+            delivered: "smtp.queued",
+            refused_after_data: "smtp.refused_after_data",
+            failed: "smtp.failed_transactions",
+            salt: 1 << 20,
+        }
+    }
+}
+
+pub fn spawn(
     workers: &mut JoinSet<()>,
     plan: Arc<RunPlan>,
-    spec: LmtpDelivery,
+    route: Route,
+    spec: DeliverySpec,
     sink: MetricsSink,
     signals: RunSignals,
     start: Instant,
 ) {
     let spec = Arc::new(spec);
     for worker in 0..spec.connections {
-        workers.spawn(lmtp_worker(
+        workers.spawn(worker_loop(
             plan.clone(),
+            route,
             spec.clone(),
             sink.clone(),
             signals.clone(),
@@ -49,21 +97,19 @@ pub fn spawn_lmtp(
     }
 }
 
-async fn lmtp_worker(
+async fn worker_loop(
     plan: Arc<RunPlan>,
-    spec: Arc<LmtpDelivery>,
+    route: Route,
+    spec: Arc<DeliverySpec>,
     sink: MetricsSink,
     signals: RunSignals,
     start: Instant,
     worker: u32,
 ) {
-    let addr = plan
-        .endpoints
-        .lmtp
-        .expect("the plan checked the LMTP target");
     let interval = Duration::from_secs_f64(f64::from(spec.connections) / spec.rate.value.0);
     // Stagger workers so their transactions interleave instead of arriving in bursts.
     let mut due = start + interval.mul_f64(f64::from(worker) / f64::from(spec.connections));
+    let worker = worker + route.salt as u32;
     let mut rng = Pcg32::new(plan.seed() ^ 0x1e7d_e11e, u64::from(worker));
     let mut sent: u64 = 0;
     let mut client: Option<SmtpClient<TcpStream>> = None;
@@ -74,30 +120,30 @@ async fn lmtp_worker(
             _ = signals.stop_starting.cancelled() => break,
         }
         if client.is_none() {
-            client = connect(&plan, &sink, addr, due).await;
+            client = connect(&plan, route, &sink, due).await;
             on_connection = 0;
         }
         if let Some(c) = client.as_mut() {
-            let ok = transaction(&plan, &spec, &sink, c, &mut rng, worker, sent, due).await;
+            let ok = transaction(&plan, route, &spec, &sink, c, &mut rng, worker, sent, due).await;
             sent += 1;
             on_connection += 1;
             if !ok || on_connection >= spec.transactions_per_connection {
                 if let Some(c) = client.take() {
-                    quit(&sink, c).await;
+                    quit(route, &sink, c).await;
                 }
             }
         }
         due += interval;
     }
     if let Some(c) = client.take() {
-        quit(&sink, c).await;
+        quit(route, &sink, c).await;
     }
 }
 
 async fn connect(
     plan: &RunPlan,
+    route: Route,
     sink: &MetricsSink,
-    addr: std::net::SocketAddr,
     due: Instant,
 ) -> Option<SmtpClient<TcpStream>> {
     let opts = ConnectOptions {
@@ -108,19 +154,24 @@ async fn connect(
         command_timeout: plan.command_timeout,
         ..SmtpSettings::default()
     };
-    let mut client = match SmtpClient::connect_with(addr, &opts, Flavor::Lmtp, settings).await {
+    let mut client = match SmtpClient::connect_with(route.addr, &opts, route.flavor, settings).await
+    {
         Ok(c) => c,
         Err(err) => {
-            sink.error(LMTP, "CONNECT", err.kind());
+            sink.error(route.protocol, "CONNECT", err.kind());
             return None;
         }
     };
-    sink.ok(LMTP, "CONNECT", due.elapsed());
+    sink.ok(route.protocol, "CONNECT", due.elapsed());
     let started = Instant::now();
-    match client.lhlo("mailswarm.test").await {
-        Ok(_) => sink.ok(LMTP, "LHLO", started.elapsed()),
+    let hello = match route.flavor {
+        Flavor::Lmtp => "LHLO",
+        Flavor::Smtp => "EHLO",
+    };
+    match client.hello("mailswarm.test").await {
+        Ok(_) => sink.ok(route.protocol, hello, started.elapsed()),
         Err(err) => {
-            sink.error(LMTP, "LHLO", err.kind());
+            sink.error(route.protocol, hello, err.kind());
             return None;
         }
     }
@@ -128,11 +179,11 @@ async fn connect(
     Some(client)
 }
 
-async fn quit(sink: &MetricsSink, client: SmtpClient<TcpStream>) {
+async fn quit(route: Route, sink: &MetricsSink, client: SmtpClient<TcpStream>) {
     let started = Instant::now();
     match client.quit().await {
-        Ok(_) => sink.ok(LMTP, "QUIT", started.elapsed()),
-        Err(err) => sink.error(LMTP, "QUIT", err.kind()),
+        Ok(_) => sink.ok(route.protocol, "QUIT", started.elapsed()),
+        Err(err) => sink.error(route.protocol, "QUIT", err.kind()),
     }
     sink.gauges().connection_closed();
 }
@@ -142,7 +193,8 @@ async fn quit(sink: &MetricsSink, client: SmtpClient<TcpStream>) {
 #[allow(clippy::too_many_arguments)]
 async fn transaction(
     plan: &RunPlan,
-    spec: &LmtpDelivery,
+    route: Route,
+    spec: &DeliverySpec,
     sink: &MetricsSink,
     client: &mut SmtpClient<TcpStream>,
     rng: &mut Pcg32,
@@ -198,24 +250,28 @@ async fn transaction(
                 }
             }
             let t = &outcome.timings;
-            sink.ok(LMTP, "MAIL", t.mail);
+            sink.ok(route.protocol, "MAIL", t.mail);
             for (reply, latency) in outcome.rcpt.iter().zip(&t.rcpt) {
                 if reply.is_positive() {
-                    sink.ok(LMTP, "RCPT", *latency);
+                    sink.ok(route.protocol, "RCPT", *latency);
                 } else {
-                    sink.error(LMTP, "RCPT", crate::proto::ErrorKind::Rejected);
+                    sink.error(route.protocol, "RCPT", crate::proto::ErrorKind::Rejected);
                 }
             }
-            sink.ok(LMTP, "DATA", t.data_command.unwrap_or_default() + t.message);
+            sink.ok(
+                route.protocol,
+                "DATA",
+                t.data_command.unwrap_or_default() + t.message,
+            );
             // The whole transaction counts from when it was due: a worker that fell behind a
             // stalling server shows the delay here instead of hiding it.
-            sink.ok(LMTP, "TRANSACTION", due.elapsed());
-            sink.count("lmtp.transactions", 1);
-            sink.count("lmtp.accepted_recipients", outcome.accepted() as u64);
-            sink.count("lmtp.delivered", outcome.delivered() as u64);
+            sink.ok(route.protocol, "TRANSACTION", due.elapsed());
+            sink.count(route.transactions, 1);
+            sink.count(route.accepted, outcome.accepted() as u64);
+            sink.count(route.delivered, outcome.delivered() as u64);
             let refused = outcome.accepted() - outcome.delivered();
             if refused > 0 {
-                sink.count("lmtp.refused_after_data", refused as u64);
+                sink.count(route.refused_after_data, refused as u64);
             }
             true
         }
@@ -224,8 +280,8 @@ async fn transaction(
                 SmtpError::Rejected { command, .. } => command_name(command),
                 _ => "DATA",
             };
-            sink.error(LMTP, command, err.kind());
-            sink.count("lmtp.failed_transactions", 1);
+            sink.error(route.protocol, command, err.kind());
+            sink.count(route.failed, 1);
             false
         }
     }

@@ -51,11 +51,12 @@ pub async fn run(
         signals.clone(),
         start,
     ));
-    if let Some(lmtp) = &plan.lmtp_delivery {
-        delivery::spawn_lmtp(
+    for (route, spec) in plan.deliveries() {
+        delivery::spawn(
             &mut workers,
             plan.clone(),
-            lmtp.clone(),
+            route,
+            spec,
             sink.clone(),
             signals.clone(),
             start,

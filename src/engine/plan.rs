@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::metrics::ServerTarget;
 use crate::proto::tls::TlsSettings;
 use crate::proto::Secret;
-use crate::scenario::{Behaviour, LmtpDelivery, LoadedScenario, Model, ServerSpec, TlsMode};
+use crate::scenario::{Behaviour, DeliverySpec, LoadedScenario, Model, ServerSpec, TlsMode};
 
 use super::audit::Auditor;
 use super::population::{user_rng, Population, UserId};
@@ -82,7 +82,8 @@ pub struct RunPlan {
     pub behaviours: Vec<Behaviour>,
     /// Cumulative weights over `behaviours`, for a binary-search draw.
     cumulative: Vec<u64>,
-    pub lmtp_delivery: Option<LmtpDelivery>,
+    pub lmtp_delivery: Option<DeliverySpec>,
+    pub smtp_delivery: Option<DeliverySpec>,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     pub drain_timeout: Duration,
@@ -102,6 +103,18 @@ pub struct RunPlan {
 impl RunPlan {
     pub fn seed(&self) -> u64 {
         self.scenario.scenario.seed
+    }
+
+    /// The delivery streams to run, with their routes.
+    pub fn deliveries(&self) -> Vec<(super::delivery::Route, DeliverySpec)> {
+        let mut out = Vec::new();
+        if let (Some(spec), Some(addr)) = (&self.lmtp_delivery, self.endpoints.lmtp) {
+            out.push((super::delivery::Route::lmtp(addr), spec.clone()));
+        }
+        if let (Some(spec), Some(addr)) = (&self.smtp_delivery, self.endpoints.smtp) {
+            out.push((super::delivery::Route::smtp(addr), spec.clone()));
+        }
+        out
     }
 
     /// A Date header for message number `sequence`: fixed, so bytes repeat across runs, and
@@ -284,6 +297,16 @@ pub async fn build(
             )));
         }
     }
+    let has_smtp_delivery = s.delivery.as_ref().is_some_and(|d| d.smtp.is_some());
+    let has_sender = s
+        .mix
+        .iter()
+        .any(|b| matches!(b.value, Behaviour::Sender(_)));
+    if (has_smtp_delivery || has_sender) && endpoints.smtp.is_none() {
+        return Err(PlanError::Target(
+            "delivery.smtp and the sender behaviour need target.smtp (or target.lab: true)".into(),
+        ));
+    }
     let has_lmtp_delivery = s.delivery.as_ref().is_some_and(|d| d.lmtp.is_some());
     if has_lmtp_delivery && endpoints.lmtp.is_none() {
         return Err(PlanError::Target(
@@ -390,6 +413,7 @@ pub async fn build(
         behaviours,
         cumulative,
         lmtp_delivery: s.delivery.as_ref().and_then(|d| d.lmtp.clone()),
+        smtp_delivery: s.delivery.as_ref().and_then(|d| d.smtp.clone()),
         connect_timeout: s.timeouts.connect.0,
         command_timeout: s.timeouts.command.0,
         drain_timeout: s.timeouts.drain.0,

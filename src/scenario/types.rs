@@ -203,6 +203,7 @@ pub enum Behaviour {
     Desktop(DesktopSpec),
     Mobile(MobileSpec),
     Webmail(WebmailSpec),
+    Sender(SenderSpec),
 }
 
 impl Behaviour {
@@ -214,6 +215,7 @@ impl Behaviour {
             Behaviour::Desktop(s) => s.weight,
             Behaviour::Mobile(s) => s.weight,
             Behaviour::Webmail(s) => s.weight,
+            Behaviour::Sender(s) => s.weight,
         }
     }
 
@@ -225,6 +227,7 @@ impl Behaviour {
             Behaviour::Desktop(_) => "desktop",
             Behaviour::Mobile(_) => "mobile",
             Behaviour::Webmail(_) => "webmail",
+            Behaviour::Sender(_) => "sender",
         }
     }
 
@@ -234,6 +237,7 @@ impl Behaviour {
             Behaviour::Desktop(s) => s.offline,
             Behaviour::Mobile(s) => s.poll_interval,
             Behaviour::Webmail(s) => s.revisit,
+            Behaviour::Sender(s) => s.offline,
             _ => default_revisit(),
         }
     }
@@ -456,17 +460,52 @@ fn default_sent() -> String {
     "Sent".into()
 }
 
+/// A mail client sending: SMTP submission with AUTH (after STARTTLS when
+/// `target.smtp_tls: starttls`), a few messages per session to other users of the population.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderSpec {
+    pub weight: u32,
+    /// Thunderbird sends up to 10 messages per SMTP connection; most sessions send one or two.
+    #[serde(default = "default_appends")]
+    pub messages: Dist<Count>,
+    #[serde(default = "default_recipients")]
+    pub recipients: Dist<Count>,
+    #[serde(default = "default_size")]
+    pub size: Dist<ByteSize>,
+    #[serde(default = "default_think")]
+    pub think: Dist<HumanDuration>,
+    /// `plain` or `login`.
+    #[serde(default)]
+    pub auth: AuthKind,
+    /// Population model: time until the user sends again.
+    #[serde(default = "default_revisit")]
+    pub offline: Dist<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    #[default]
+    Plain,
+    Login,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Delivery {
+    /// Straight into the mail store over LMTP, as an MTA in front of Dovecot delivers.
     #[serde(default)]
-    pub lmtp: Option<LmtpDelivery>,
+    pub lmtp: Option<DeliverySpec>,
+    /// Through the MTA over SMTP (no AUTH; the MTA relays for the local domain).
+    #[serde(default)]
+    pub smtp: Option<DeliverySpec>,
 }
 
-/// Mail arriving over LMTP, as from an MTA, to random users.
+/// Mail arriving at a steady rate, as from the outside world, to random users.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct LmtpDelivery {
+pub struct DeliverySpec {
     /// Transactions per second.
     pub rate: Spanned<Rate>,
     #[serde(default = "default_recipients")]
@@ -613,13 +652,23 @@ impl Scenario {
         for entry in &self.mix {
             self.validate_behaviour(file, entry)?;
         }
-        if self.mix.is_empty() && self.delivery.as_ref().is_none_or(|d| d.lmtp.is_none()) {
+        if self.mix.is_empty()
+            && self
+                .delivery
+                .as_ref()
+                .is_none_or(|d| d.lmtp.is_none() && d.smtp.is_none())
+        {
             return Err(at(
                 &self.duration.referenced,
                 "nothing to do: the scenario has no mix and no delivery".into(),
             ));
         }
-        if let Some(lmtp) = self.delivery.as_ref().and_then(|d| d.lmtp.as_ref()) {
+        let deliveries = self
+            .delivery
+            .iter()
+            .flat_map(|d| [d.lmtp.as_ref(), d.smtp.as_ref()])
+            .flatten();
+        for lmtp in deliveries {
             let check = |r: Result<(), String>| {
                 r.map_err(|m| at(&lmtp.rate.referenced, format!("delivery.lmtp: {m}")))
             };
@@ -697,6 +746,13 @@ impl Scenario {
             Behaviour::Mobile(s) => {
                 s.poll_interval.validate().map_err(fail)?;
                 s.bodies.validate().map_err(fail)
+            }
+            Behaviour::Sender(s) => {
+                s.messages.validate().map_err(fail)?;
+                s.recipients.validate().map_err(fail)?;
+                s.size.validate().map_err(fail)?;
+                s.think.validate().map_err(fail)?;
+                s.offline.validate().map_err(fail)
             }
             Behaviour::Webmail(s) => {
                 s.think.validate().map_err(fail)?;

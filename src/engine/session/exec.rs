@@ -187,6 +187,8 @@ pub async fn run_actions(
             Action::Idle { ms, fetch_on_push } => {
                 idle(ctx, imap, Duration::from_millis(ms), fetch_on_push).await?
             }
+            // Submission runs on an SMTP session (see `submit`), never on an IMAP one.
+            Action::Submit { .. } => {}
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 mod desktop;
 mod exec;
 pub mod script;
+mod submit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,6 +204,18 @@ pub async fn run(mut ctx: SessionCtx) -> SessionEnd {
         trace.record(ctx.user, ctx.session, behaviour.name(), &actions);
     }
     ctx.sink.count("sessions.started", 1);
+    if let Behaviour::Sender(spec) = behaviour {
+        return match submit::run(&ctx, spec, &actions).await {
+            Ok(()) => {
+                ctx.sink.count("sessions.completed", 1);
+                SessionEnd::Completed
+            }
+            Err(_) => {
+                ctx.sink.count("sessions.failed", 1);
+                SessionEnd::Failed
+            }
+        };
+    }
     let mut imap = match open(&ctx).await {
         Ok(imap) => imap,
         Err(_) => {
@@ -218,6 +231,7 @@ pub async fn run(mut ctx: SessionCtx) -> SessionEnd {
         Behaviour::Idler(s) => exec::run_actions(&ctx, &mut imap, &s.mailbox, &actions).await,
         Behaviour::Reader(s) => exec::run_actions(&ctx, &mut imap, &s.mailbox, &actions).await,
         Behaviour::Writer(s) => exec::run_actions(&ctx, &mut imap, &s.mailbox, &actions).await,
+        Behaviour::Sender(_) => unreachable!("handled above"),
         Behaviour::Mobile(_) | Behaviour::Webmail(_) => {
             exec::run_actions(&ctx, &mut imap, "INBOX", &actions).await
         }

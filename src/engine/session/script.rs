@@ -11,7 +11,9 @@ use rand::{Rng, RngExt};
 use rand_pcg::Pcg32;
 use serde::Serialize;
 
-use crate::scenario::{Behaviour, IdlerSpec, MobileSpec, ReaderSpec, WebmailSpec, WriterSpec};
+use crate::scenario::{
+    Behaviour, IdlerSpec, MobileSpec, ReaderSpec, SenderSpec, WebmailSpec, WriterSpec,
+};
 
 /// Canned searches a reader or webmail user runs; indices are stable (they appear in traces).
 pub const SEARCHES: &[&str] = &[
@@ -72,6 +74,12 @@ pub enum Action {
         seed: u64,
         to_sent: bool,
     },
+    /// Submit a message over SMTP to `recipients` users drawn from `seed`.
+    Submit {
+        size: u64,
+        seed: u64,
+        recipients: u8,
+    },
     /// STORE \Deleted on the oldest message and EXPUNGE.
     ExpungeOldest,
     /// IDLE for `ms`, fetching pushed new mail when `fetch_on_push`.
@@ -103,6 +111,7 @@ pub fn script(behaviour: &Behaviour, rng: &mut Pcg32) -> Vec<Action> {
         Behaviour::Writer(s) => writer(s, rng),
         Behaviour::Mobile(s) => mobile(s, rng),
         Behaviour::Webmail(s) => webmail(s, rng),
+        Behaviour::Sender(s) => sender(s, rng),
         Behaviour::Desktop(s) => vec![
             Action::Select,
             Action::Idle {
@@ -164,6 +173,21 @@ fn writer(s: &WriterSpec, rng: &mut Pcg32) -> Vec<Action> {
     if rng.random_bool(s.expunge_probability) {
         out.push(Action::Select);
         out.push(Action::ExpungeOldest);
+    }
+    out
+}
+
+fn sender(s: &SenderSpec, rng: &mut Pcg32) -> Vec<Action> {
+    let mut out = Vec::new();
+    for n in 0..s.messages.sample(rng).max(1) {
+        if n > 0 {
+            out.push(think(&s.think, rng));
+        }
+        out.push(Action::Submit {
+            size: s.size.sample(rng).0,
+            seed: rng.next_u64() >> 1,
+            recipients: s.recipients.sample(rng).clamp(1, 50) as u8,
+        });
     }
     out
 }
@@ -241,6 +265,7 @@ mix:
   - mobile: {weight: 1}
   - webmail: {weight: 1}
   - desktop: {weight: 1}
+  - sender: {weight: 1}
 "#;
 
     fn behaviours() -> Vec<Behaviour> {
