@@ -132,7 +132,8 @@ where
         }
         match *action {
             Action::Think { ms } => {
-                if !ctx.think(Duration::from_millis(ms)).await {
+                let go_on = ctx.think(Duration::from_millis(ms)).await;
+                if !go_on {
                     break;
                 }
             }
