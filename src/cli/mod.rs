@@ -3,6 +3,7 @@
 //! Errors are printed once, with their whole context chain.
 
 mod compare;
+mod execute;
 mod gate;
 mod lab;
 mod run;

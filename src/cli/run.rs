@@ -2,23 +2,19 @@
 //! ends (duration reached, Ctrl-C, every session failing), because numbers already measured
 //! are the point of the exercise.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{self, plan};
+use super::execute::{execute, ExecuteOptions};
+use crate::engine::plan;
 use crate::gate::threshold;
-use crate::metrics::{spawn_collector, PhasePlan};
-use crate::metrics::{Gauges, RunningSampler, ServerSampler, ServerTarget};
-use crate::report::progress::Progress;
-use crate::report::{self, Results, RunContext, ScenarioInfo};
+use crate::report;
 use crate::scenario;
 
 use super::{EXIT_ERROR, EXIT_FAILED, EXIT_OK};
@@ -106,8 +102,6 @@ async fn run_async(
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(sanitize(&scenario_name)));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-
     let interrupt = CancellationToken::new();
     {
         let interrupt = interrupt.clone();
@@ -118,96 +112,14 @@ async fn run_async(
             }
         });
     }
-    if !args.quiet {
-        eprintln!(
-            "mailswarm: running {} for {:?} ({} users, {} sessions, open files {nofile_soft}/{nofile_hard}) -> {}",
-            scenario_name,
-            run_plan.duration,
-            run_plan.population.count(),
-            run_plan.sessions,
-            out.display()
-        );
-    }
-    let phases = PhasePlan {
-        ramp_up: run_plan.ramp_up,
-        steady: run_plan.duration - run_plan.ramp_up - run_plan.ramp_down,
+    let options = ExecuteOptions {
+        quiet: args.quiet,
+        nofile: (nofile_soft, nofile_hard),
     };
-    let started = SystemTime::now();
-    let (sink, collector) = spawn_collector(phases);
-    if !args.quiet {
-        let progress = Progress::for_stderr(run_plan.duration);
-        tokio::spawn(report::progress::follow(collector.progress(), progress));
-    }
-    let sampler = match &run_plan.server {
-        Some(target) => start_sampler(target.clone(), sink.shared_gauges()).await,
-        None => None,
-    };
-    let outcome = engine::run(run_plan.clone(), sink, interrupt).await;
-    let metrics = collector.finish().await;
-    let ended = SystemTime::now();
-    let server_samples = match sampler {
-        Some(running) => {
-            let recording = running.finish().await;
-            if recording.failures > 0 {
-                eprintln!(
-                    "mailswarm: warning: {} server samples failed (last: {})",
-                    recording.failures,
-                    recording.last_error.as_deref().unwrap_or("?")
-                );
-            }
-            recording.samples
-        }
-        None => Vec::new(),
-    };
-
-    let s = &run_plan.scenario;
-    let ctx = RunContext {
-        scenario: ScenarioInfo {
-            name: s.scenario.name.clone(),
-            file: s.path.clone(),
-            seed: s.scenario.seed,
-            digest: s.digest.clone(),
-        },
-        started,
-        ended,
-        interrupted: outcome.interrupted,
-        model: format!("{:?}", run_plan.model).to_lowercase(),
-        has_ramps: s.scenario.has_ramps(),
-        nofile_soft,
-        nofile_hard,
-    };
-    let mut results = Results::build(&ctx, &metrics);
-    if let Some(auditor) = &run_plan.audit {
-        if !args.quiet {
-            eprintln!("mailswarm: audit: reading back every accepted message over IMAP");
-        }
-        let audit = auditor.verify(&run_plan, run_plan.audit_grace).await;
-        results.extra.insert(
-            "audit".to_string(),
-            serde_json::to_value(&audit).expect("the audit report serializes"),
-        );
-    }
-    report::attach_server_summary(&mut results, &server_samples);
-    let definitions = threshold_definitions(s);
-    // Checked before the run, so this cannot fail; an error would still leave results.
-    let outcomes = threshold::record(&mut results, &definitions).unwrap_or_default();
-    let path = out.join("results.json");
-    // results.json first, on its own: whatever goes wrong with plots or HTML afterwards, the
-    // measurements are on disk.
-    results
-        .write(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    match report::write_run_report(&out, &results, &metrics, &server_samples, &s.source) {
-        Ok(files) => {
-            for warning in &files.warnings {
-                eprintln!("mailswarm: warning: {warning}");
-            }
-        }
-        Err(err) => eprintln!("mailswarm: warning: report not complete: {err}"),
-    }
+    let done = execute(run_plan, &out, &options, interrupt).await?;
     let mut stdout = std::io::stdout().lock();
-    report::console::print_summary(&mut stdout, &results)?;
-    for outcome in &outcomes {
+    report::console::print_summary(&mut stdout, &done.results)?;
+    for outcome in &done.thresholds {
         let verdict = if outcome.passed { "pass" } else { "FAIL" };
         writeln!(
             stdout,
@@ -215,41 +127,36 @@ async fn run_async(
             outcome.criterion, outcome.reason
         )?;
     }
-    if let Some(bytes) = results
-        .extra
-        .get("server")
-        .and_then(|v| v.get("bytes_per_user"))
-        .and_then(|v| v.as_f64())
-    {
+    if let Some(peak) = done.server.iter().map(|s| s.pss_bytes).max() {
+        writeln!(
+            stdout,
+            "server memory: peak {:.1} MiB over {} samples",
+            peak as f64 / (1024.0 * 1024.0),
+            done.server.len()
+        )?;
+    }
+    if let Some(bytes) = done.server_bytes_per_user() {
         writeln!(
             stdout,
             "server memory per connected user: {:.0} KiB",
             bytes / 1024.0
         )?;
     }
-    writeln!(stdout, "results: {}", path.display())?;
+    writeln!(stdout, "results: {}", out.join("results.json").display())?;
     writeln!(stdout, "report:  {}", out.join("report.html").display())?;
-    if outcome.interrupted {
+    if done.results.run.interrupted {
         // A cut-short run never counts as a pass in a pipeline.
         return Ok(ExitCode::from(EXIT_ERROR));
     }
-    if outcomes.iter().any(|o| !o.passed) {
+    if done.thresholds.iter().any(|o| !o.passed) {
         return Ok(ExitCode::from(EXIT_FAILED));
     }
     Ok(ExitCode::from(EXIT_OK))
 }
 
-fn threshold_definitions(s: &scenario::LoadedScenario) -> BTreeMap<String, String> {
-    s.scenario
-        .thresholds
-        .iter()
-        .map(|(k, v)| (k.clone(), v.value.clone()))
-        .collect()
-}
-
 /// Threshold syntax is checked before any connection, with the scenario position of the bad
 /// entry: finding a typo only after a 30-minute run would waste the run.
-fn check_thresholds(s: &scenario::LoadedScenario) -> Result<(), String> {
+pub(super) fn check_thresholds(s: &scenario::LoadedScenario) -> Result<(), String> {
     let file = s.path.as_deref().unwrap_or("<scenario>");
     for (key, value) in &s.scenario.thresholds {
         if let Err(err) = threshold::parse_entry(key, &value.value) {
@@ -267,29 +174,8 @@ fn check_thresholds(s: &scenario::LoadedScenario) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts server sampling; a target that cannot be sampled is a warning, not a failed run.
-async fn start_sampler(
-    target: ServerTarget,
-    gauges: std::sync::Arc<Gauges>,
-) -> Option<RunningSampler> {
-    let sampler = match ServerSampler::new(target, gauges) {
-        Ok(sampler) => sampler,
-        Err(err) => {
-            eprintln!("mailswarm: warning: server sampling off: {err}");
-            return None;
-        }
-    };
-    match sampler.start(std::time::Instant::now()).await {
-        Ok(running) => Some(running),
-        Err(err) => {
-            eprintln!("mailswarm: warning: server sampling off: {err}");
-            None
-        }
-    }
-}
-
 /// Report folder names come from scenario names; keep them to safe characters.
-fn sanitize(name: &str) -> String {
+pub(super) fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
