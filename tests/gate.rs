@@ -468,7 +468,7 @@ fn example_scenario_and_docs_thresholds_parse() {
         thresholds: BTreeMap<String, String>,
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let scenario = std::fs::read_to_string(root.join("ci/examples/gate.yaml")).unwrap();
+    let scenario = std::fs::read_to_string(root.join("scenarios/gate.yaml")).unwrap();
     let docs = std::fs::read_to_string(root.join("docs/ci-gate.md")).unwrap();
     let start = docs
         .find("```yaml\nthresholds:")
