@@ -3,6 +3,7 @@
 //! Errors are printed once, with their whole context chain.
 
 mod lab;
+mod sink;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ pub enum Command {
     /// Start, stop or inspect the private Dovecot/Postfix lab on loopback.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    Sink(sink::SinkArgs),
 }
 
 /// Process exit status shared by every subcommand.
@@ -46,6 +48,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Lab(cmd) => lab::run(cmd),
+        Command::Sink(args) => sink::run(args),
     };
     match result {
         Ok(code) => code,
