@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod gate;
 pub mod lab;
 pub mod metrics;
 pub mod proto;

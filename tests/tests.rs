@@ -2,6 +2,8 @@
 //! real lab servers that `common::lab()` starts on loopback.
 
 mod common;
+mod compare;
+mod gate;
 mod imap;
 mod lab;
 mod smtp;

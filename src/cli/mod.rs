@@ -2,7 +2,10 @@
 //! 0 = success / gate passed, 1 = gate or check failed, 2 = usage or runtime error.
 //! Errors are printed once, with their whole context chain.
 
+mod compare;
+mod gate;
 mod lab;
+mod run;
 mod sink;
 
 use std::process::ExitCode;
@@ -25,6 +28,12 @@ pub enum Command {
     /// Start, stop or inspect the private Dovecot/Postfix lab on loopback.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Run a load scenario and write reports/<name>/results.json.
+    Run(run::RunArgs),
+    /// Pass/fail a finished run against its thresholds, a baseline and conformance results.
+    Gate(gate::GateArgs),
+    /// Compare runs: p50, p99 and errors per command against the first run.
+    Compare(compare::CompareArgs),
     Sink(sink::SinkArgs),
 }
 
@@ -48,6 +57,9 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Lab(cmd) => lab::run(cmd),
+        Command::Run(args) => run::run(args),
+        Command::Gate(args) => gate::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Sink(args) => sink::run(args),
     };
     match result {

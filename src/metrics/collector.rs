@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use hdrhistogram::Histogram;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::stats::{OpStats, RunMetrics, TimelinePoint};
+use super::latency_log::LatencyLogWriter;
+use super::stats::{new_histogram, IntervalStats, OpStats, RunMetrics, TimelinePoint};
 use super::{OpKey, Phase, Protocol, Sample};
 use crate::proto::ErrorKind;
 
@@ -75,12 +77,18 @@ impl MetricsSink {
     pub fn gauges(&self) -> &Gauges {
         &self.gauges
     }
+
+    /// The gauges for a task that outlives this handle's borrow (the server sampler).
+    pub fn shared_gauges(&self) -> Arc<Gauges> {
+        self.gauges.clone()
+    }
 }
 
 /// Owner side of a running collector.
 pub struct Collector {
     tx: mpsc::UnboundedSender<Event>,
     task: JoinHandle<()>,
+    progress: watch::Receiver<ProgressSnapshot>,
 }
 
 impl Collector {
@@ -94,6 +102,26 @@ impl Collector {
         let _ = self.task.await;
         metrics
     }
+
+    /// The snapshot of the last cut interval, updated once a second: what a progress line
+    /// shows. Reading it never touches a histogram.
+    pub fn progress(&self) -> watch::Receiver<ProgressSnapshot> {
+        self.progress.clone()
+    }
+}
+
+/// The last interval in a few numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProgressSnapshot {
+    /// Time since the run started, at the end of the interval.
+    pub elapsed: Duration,
+    pub interval: Duration,
+    pub connected: u64,
+    /// Operations completed in the interval, successful or not.
+    pub ops: u64,
+    pub errors: u64,
+    /// Over all successful operations of the interval; `None` when there were none.
+    pub p99_us: Option<u64>,
 }
 
 /// Phase boundaries, as offsets from the run's start.
@@ -123,20 +151,39 @@ pub fn spawn_collector(phases: PhasePlan) -> (MetricsSink, Collector) {
         tx: tx.clone(),
         gauges: gauges.clone(),
     };
-    let task = tokio::spawn(collect(rx, gauges, phases));
-    (sink, Collector { tx, task })
+    let (progress_tx, progress) = watch::channel(ProgressSnapshot::default());
+    let task = tokio::spawn(collect(rx, gauges, phases, progress_tx));
+    (sink, Collector { tx, task, progress })
 }
 
-async fn collect(mut rx: mpsc::UnboundedReceiver<Event>, gauges: Arc<Gauges>, phases: PhasePlan) {
+/// The interval being filled. Its histograms are reset, not dropped, at each cut.
+struct OpenInterval {
+    started: Duration,
+    ops: BTreeMap<OpKey, OpStats>,
+    /// Every successful operation of the interval, for the progress line's p99.
+    all: Histogram<u64>,
+}
+
+async fn collect(
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    gauges: Arc<Gauges>,
+    phases: PhasePlan,
+    progress: watch::Sender<ProgressSnapshot>,
+) {
     let start = Instant::now();
     let mut metrics = RunMetrics::default();
-    let mut interval: BTreeMap<OpKey, OpStats> = BTreeMap::new();
+    let mut log = LatencyLogWriter::new(SystemTime::now());
+    let mut interval = OpenInterval {
+        started: Duration::ZERO,
+        ops: BTreeMap::new(),
+        all: new_histogram(),
+    };
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::now() + Duration::from_secs(1),
         Duration::from_secs(1),
     );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let reply = loop {
         tokio::select! {
             event = rx.recv() => match event {
                 Some(Event::Sample(sample)) => {
@@ -147,35 +194,84 @@ async fn collect(mut rx: mpsc::UnboundedReceiver<Event>, gauges: Arc<Gauges>, ph
                         .or_default()
                         .record(sample.latency_us, sample.outcome);
                     interval
+                        .ops
                         .entry(sample.op)
                         .or_default()
                         .record(sample.latency_us, sample.outcome);
+                    if sample.outcome.is_ok() {
+                        interval.all.saturating_record(sample.latency_us.max(1));
+                    }
                 }
                 Some(Event::Count(name, n)) => *metrics.counters.entry(name).or_default() += n,
-                Some(Event::Finish(reply)) => {
-                    cut_interval(&mut metrics, &mut interval, start, &gauges);
-                    let _ = reply.send(metrics);
-                    return;
-                }
-                None => return,
+                Some(Event::Finish(reply)) => break Some(reply),
+                None => break None,
             },
-            _ = tick.tick() => cut_interval(&mut metrics, &mut interval, start, &gauges),
+            _ = tick.tick() => {
+                cut_interval(&mut metrics, &mut interval, &mut log, start, &gauges, &progress);
+            }
         }
+    };
+    cut_interval(
+        &mut metrics,
+        &mut interval,
+        &mut log,
+        start,
+        &gauges,
+        &progress,
+    );
+    if log.skipped > 0 {
+        metrics
+            .counters
+            .insert("metrics.latency_log_skipped", log.skipped);
+    }
+    metrics.latency_log = log.into_bytes();
+    if let Some(reply) = reply {
+        let _ = reply.send(metrics);
     }
 }
 
 fn cut_interval(
     metrics: &mut RunMetrics,
-    interval: &mut BTreeMap<OpKey, OpStats>,
+    interval: &mut OpenInterval,
+    log: &mut LatencyLogWriter,
     start: Instant,
     gauges: &Gauges,
+    progress: &watch::Sender<ProgressSnapshot>,
 ) {
+    let now = start.elapsed();
+    let length = now.saturating_sub(interval.started);
     let connected = gauges.connected();
     metrics.peak_connected = metrics.peak_connected.max(connected);
-    metrics.timeline.push(TimelinePoint {
-        t_s: start.elapsed().as_secs_f64().round() as u64,
+    let mut ops = BTreeMap::new();
+    let (mut ops_total, mut errors_total) = (0, 0);
+    for (op, stats) in interval.ops.iter_mut() {
+        if stats.count() == 0 {
+            continue;
+        }
+        if !stats.latency.is_empty() {
+            log.write(&op.metric_name(), &stats.latency, interval.started, length);
+        }
+        let summary = IntervalStats::from_stats(stats);
+        ops_total += summary.count();
+        errors_total += summary.error_count();
+        ops.insert(*op, summary);
+        stats.reset();
+    }
+    progress.send_replace(ProgressSnapshot {
+        elapsed: now,
+        interval: length,
         connected,
-        ops: std::mem::take(interval),
+        ops: ops_total,
+        errors: errors_total,
+        p99_us: (!interval.all.is_empty()).then(|| interval.all.value_at_quantile(0.99)),
+    });
+    interval.all.reset();
+    interval.started = now;
+    metrics.timeline.push(TimelinePoint {
+        t_s: now.as_secs_f64().round() as u64,
+        interval_s: length.as_secs_f64(),
+        connected,
+        ops,
     });
 }
 
@@ -217,6 +313,71 @@ mod tests {
         assert_eq!(fetch.latency.max(), 352);
         assert_eq!(metrics.counter("lmtp.delivered"), 8);
         assert_eq!(metrics.by_phase.keys().next().unwrap().0, Phase::Steady);
+    }
+
+    /// The interval log holds every successful operation once, under its metric's tag, and the
+    /// timeline's compact summaries agree with it.
+    #[tokio::test]
+    async fn latency_log_and_timeline_add_up_to_the_totals() {
+        const LOGIN: OpKey = OpKey::new(Protocol::Imap, "LOGIN");
+        let plan = PhasePlan {
+            ramp_up: Duration::ZERO,
+            steady: Duration::from_secs(3600),
+        };
+        let (sink, collector) = spawn_collector(plan);
+        let progress = collector.progress();
+        for i in 0..300u64 {
+            sink.record(FETCH, Duration::from_micros(200 + i), Ok(()));
+        }
+        sink.record(LOGIN, Duration::from_millis(20), Ok(()));
+        sink.error(Protocol::Imap, "LOGIN", ErrorKind::Auth);
+        // Let at least one one-second cut happen between the two batches.
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        for i in 0..200u64 {
+            sink.record(FETCH, Duration::from_micros(5000 + i), Ok(()));
+        }
+        let metrics = collector.finish().await;
+        let totals = metrics.totals(&Phase::ALL);
+
+        let intervals = crate::metrics::read_latency_log(&metrics.latency_log).unwrap();
+        let mut from_log: BTreeMap<String, u64> = BTreeMap::new();
+        for interval in &intervals {
+            *from_log.entry(interval.tag.clone().unwrap()).or_default() += interval.histogram.len();
+        }
+        let intervals = intervals.len();
+        assert_eq!(from_log["imap.fetch"], 500);
+        assert_eq!(from_log["imap.fetch"], totals[&FETCH].latency.len());
+        assert_eq!(from_log["imap.login"], 1, "the failed LOGIN has no latency");
+        assert!(
+            intervals >= 3,
+            "FETCH in two intervals plus LOGIN: {intervals}"
+        );
+
+        let fetch_in_timeline: u64 = metrics
+            .timeline
+            .iter()
+            .filter_map(|p| p.ops.get(&FETCH))
+            .map(IntervalStats::count)
+            .sum();
+        assert_eq!(fetch_in_timeline, 500);
+        let login_errors: u64 = metrics
+            .timeline
+            .iter()
+            .filter_map(|p| p.ops.get(&LOGIN))
+            .map(IntervalStats::error_count)
+            .sum();
+        assert_eq!(login_errors, 1);
+        let last_fetch = metrics
+            .timeline
+            .iter()
+            .rev()
+            .find_map(|p| p.ops.get(&FETCH))
+            .unwrap();
+        assert_eq!((last_fetch.ok, last_fetch.max_us), (200, 5199));
+
+        let snapshot = *progress.borrow();
+        assert_eq!((snapshot.ops, snapshot.errors), (200, 0));
+        assert!(snapshot.p99_us.unwrap() >= 5000);
     }
 
     #[test]

@@ -3,13 +3,22 @@
 //! Sessions never touch a histogram: they send small [`Sample`]s through a [`MetricsSink`] to one
 //! collector task that owns every histogram. That keeps a per-connection task small (a
 //! histogram is ~184 KiB, far too much to hold per connection), makes merging trivial, and lets
-//! the collector cut the per-second timeline without locks.
+//! the collector cut the per-second timeline without locks. Each cut keeps a compact summary per
+//! operation and appends the interval's histograms to an HdrHistogram interval log, so memory
+//! does not grow with 184 KiB per operation per second. `server` samples the server under test.
 
 mod collector;
+pub mod latency_log;
+pub mod server;
 mod stats;
 
-pub use collector::{spawn_collector, Collector, Gauges, MetricsSink, PhasePlan};
-pub use stats::{new_histogram, OpStats, RunMetrics, TimelinePoint};
+pub use collector::{spawn_collector, Collector, Gauges, MetricsSink, PhasePlan, ProgressSnapshot};
+pub use latency_log::{read_latency_log, LatencyLogWriter, LoggedInterval};
+pub use server::{
+    MemoryKind, RunningSampler, SamplerError, ServerRecording, ServerSample, ServerSampler,
+    ServerTarget,
+};
+pub use stats::{new_histogram, IntervalStats, OpStats, RunMetrics, TimelinePoint};
 
 use serde::Serialize;
 

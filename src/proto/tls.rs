@@ -281,3 +281,219 @@ impl AsyncWrite for MaybeTlsStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A CA and a server certificate for `localhost` signed by it.
+    struct TestPki {
+        ca_pem: String,
+        server_cert: CertificateDer<'static>,
+        server_key: PrivateKeyDer<'static>,
+    }
+
+    fn test_pki() -> TestPki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "mailswarm test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, &ca_key);
+        let server_key = KeyPair::generate().unwrap();
+        let server_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+        TestPki {
+            ca_pem: ca_cert.pem(),
+            server_cert: server_cert.der().clone(),
+            server_key: PrivatePkcs8KeyDer::from(server_key.serialize_der()).into(),
+        }
+    }
+
+    /// A TLS echo server for one connection: reads a line, writes it back.
+    async fn tls_echo_server(pki: &TestPki) -> std::net::SocketAddr {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![pki.server_cert.clone()], pki.server_key.clone_key())
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            // A client that rejects the certificate aborts the handshake: not an error here.
+            if let Ok(mut tls) = acceptor.accept(tcp).await {
+                let mut buf = [0u8; 64];
+                let n = tls.read(&mut buf).await.unwrap();
+                tls.write_all(&buf[..n]).await.unwrap();
+                tls.flush().await.unwrap();
+            }
+        });
+        addr
+    }
+
+    async fn handshake_with(settings: &TlsSettings, host: &str) -> Result<(), TlsError> {
+        let pki = test_pki();
+        let addr = tls_echo_server(&pki).await;
+        let connector = settings.connector()?;
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let tls = connect_tls(tcp, settings.server_name(host)?, &connector).await?;
+        // Data goes through the session, and through `MaybeTlsStream` too.
+        let mut stream = MaybeTlsStream::from(tls);
+        assert!(stream.is_tls());
+        assert_eq!(stream.tcp().peer_addr().unwrap(), addr);
+        stream.write_all(b"ping\r\n").await.unwrap();
+        stream.flush().await.unwrap();
+        let mut echoed = [0u8; 6];
+        stream.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"ping\r\n");
+        Ok(())
+    }
+
+    fn ca_file(pki_pem: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), pki_pem).unwrap();
+        file
+    }
+
+    #[tokio::test]
+    async fn pinned_ca_is_trusted() {
+        let pki = test_pki();
+        let addr = tls_echo_server(&pki).await;
+        let file = ca_file(&pki.ca_pem);
+        let settings = TlsSettings {
+            ca_file: Some(file.path().to_owned()),
+            ..TlsSettings::default()
+        };
+        let connector = settings.connector().unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = settings.server_name("localhost").unwrap();
+        let mut tls = connect_tls(tcp, name, &connector).await.unwrap();
+        tls.write_all(b"hi\r\n").await.unwrap();
+        let mut echoed = [0u8; 4];
+        tls.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"hi\r\n");
+    }
+
+    #[tokio::test]
+    async fn unknown_ca_is_a_tls_error() {
+        // Default settings trust only the webpki roots, which did not sign the test CA.
+        let err = handshake_with(&TlsSettings::default(), "localhost")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tls);
+        assert!(err.to_string().contains("certificate"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn another_ca_is_a_tls_error() {
+        let other = test_pki();
+        let file = ca_file(&other.ca_pem);
+        let settings = TlsSettings {
+            ca_file: Some(file.path().to_owned()),
+            ..TlsSettings::default()
+        };
+        let err = handshake_with(&settings, "localhost").await.unwrap_err();
+        assert!(matches!(err, TlsError::Handshake(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn wrong_name_with_the_right_ca_is_a_tls_error() {
+        let pki = test_pki();
+        let addr = tls_echo_server(&pki).await;
+        let file = ca_file(&pki.ca_pem);
+        let settings = TlsSettings {
+            ca_file: Some(file.path().to_owned()),
+            server_name: Some("mx.elsewhere.test".into()),
+            ..TlsSettings::default()
+        };
+        let connector = settings.connector().unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = settings.server_name("localhost").unwrap();
+        let err = connect_tls(tcp, name, &connector).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tls);
+        assert!(err.to_string().contains("not valid for name"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn insecure_accepts_an_unknown_ca_and_a_wrong_name() {
+        let settings = TlsSettings {
+            insecure: true,
+            ..TlsSettings::default()
+        };
+        handshake_with(&settings, "mx.elsewhere.test")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn handshake_deadline() {
+        // A server that accepts TCP but never answers the ClientHello.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _server = tokio::spawn(async move {
+            let (_tcp, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        });
+        let connector = TlsSettings::default().connector().unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = parse_server_name("localhost").unwrap();
+        let deadline = Duration::from_millis(200);
+        let err = handshake(tcp, name, &connector, deadline)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TlsError::HandshakeTimeout(_)));
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+    }
+
+    #[test]
+    fn bad_ca_files_are_explained() {
+        let missing = TlsSettings {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..TlsSettings::default()
+        };
+        let Err(err) = missing.connector() else {
+            panic!("missing CA file accepted")
+        };
+        assert!(matches!(err, TlsError::CaFile { .. }));
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+
+        let empty = ca_file("not a certificate\n");
+        let settings = TlsSettings {
+            ca_file: Some(empty.path().to_owned()),
+            ..TlsSettings::default()
+        };
+        let Err(err) = settings.connector() else {
+            panic!("CA file without certificates accepted")
+        };
+        assert!(err.to_string().contains("no certificate"), "{err}");
+    }
+
+    #[test]
+    fn server_names() {
+        assert!(parse_server_name("mx.lab.test").is_ok());
+        assert!(parse_server_name("127.0.0.1").is_ok());
+        assert!(matches!(
+            parse_server_name("bad name!"),
+            Err(TlsError::ServerName { .. })
+        ));
+        let settings = TlsSettings {
+            server_name: Some("imap.lab.test".into()),
+            ..TlsSettings::default()
+        };
+        assert_eq!(
+            settings.server_name("127.0.0.1").unwrap(),
+            parse_server_name("imap.lab.test").unwrap()
+        );
+    }
+}

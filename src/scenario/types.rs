@@ -41,6 +41,26 @@ pub struct Scenario {
     pub thresholds: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Where to sample the server's memory and CPU every second. Default with `lab: true`:
+    /// the lab's Dovecot; otherwise nothing is sampled.
+    #[serde(default)]
+    pub server: Option<ServerSpec>,
+}
+
+/// One way to find the server under test; give exactly one.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerSpec {
+    /// Root pid: PSS is summed over it and all its descendants.
+    Pid(u32),
+    /// A pid file such as Dovecot's `master.pid`.
+    PidFile(PathBuf),
+    /// Every process of this name (e.g. `dovecot`) and their descendants.
+    Process(String),
+    /// A cgroup directory (`memory.current`).
+    Cgroup(PathBuf),
+    /// A shell command printing the server's memory in bytes (for remote servers).
+    Command(String),
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -67,6 +87,37 @@ pub struct Target {
     /// wrong host is an outage.
     #[serde(default)]
     pub allow_remote: bool,
+    /// `none`, `starttls` or `implicit` (IMAPS; with `lab: true` the lab's IMAPS port).
+    #[serde(default)]
+    pub imap_tls: TlsMode,
+    /// `none` or `starttls` for SMTP submission and SMTP delivery.
+    #[serde(default)]
+    pub smtp_tls: TlsMode,
+    #[serde(default)]
+    pub tls: TlsSpec,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    #[default]
+    None,
+    Starttls,
+    Implicit,
+}
+
+/// Whom to trust. Default: the system's web roots (the lab's CA with `lab: true`).
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate. Only for test servers with throw-away certificates.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Name to send in SNI and check in the certificate; default: the target host.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -106,6 +157,10 @@ pub enum Model {
     /// Sessions start at a rate whatever the server does; latency counts from the intended
     /// start, so a slow server cannot hide behind fewer requests (coordinated omission).
     Open,
+    /// Every user follows her own client's rhythm: online for a session, offline for the
+    /// behaviour's `offline`/`poll_interval`/`revisit` time, again and again. Concurrency is
+    /// whatever that rhythm produces, capped by `max_sessions`.
+    Population,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -137,6 +192,9 @@ pub enum Behaviour {
     Idler(IdlerSpec),
     Reader(ReaderSpec),
     Writer(WriterSpec),
+    Desktop(DesktopSpec),
+    Mobile(MobileSpec),
+    Webmail(WebmailSpec),
 }
 
 impl Behaviour {
@@ -145,6 +203,9 @@ impl Behaviour {
             Behaviour::Idler(s) => s.weight,
             Behaviour::Reader(s) => s.weight,
             Behaviour::Writer(s) => s.weight,
+            Behaviour::Desktop(s) => s.weight,
+            Behaviour::Mobile(s) => s.weight,
+            Behaviour::Webmail(s) => s.weight,
         }
     }
 
@@ -153,6 +214,19 @@ impl Behaviour {
             Behaviour::Idler(_) => "idler",
             Behaviour::Reader(_) => "reader",
             Behaviour::Writer(_) => "writer",
+            Behaviour::Desktop(_) => "desktop",
+            Behaviour::Mobile(_) => "mobile",
+            Behaviour::Webmail(_) => "webmail",
+        }
+    }
+
+    /// Time a user of this behaviour stays offline between sessions (population model).
+    pub fn offline(&self) -> Dist<HumanDuration> {
+        match self {
+            Behaviour::Desktop(s) => s.offline,
+            Behaviour::Mobile(s) => s.poll_interval,
+            Behaviour::Webmail(s) => s.revisit,
+            _ => default_revisit(),
         }
     }
 }
@@ -253,6 +327,125 @@ pub fn default_size() -> Dist<ByteSize> {
 
 fn default_expunge() -> f64 {
     0.3
+}
+
+fn minutes(m: u64) -> HumanDuration {
+    HumanDuration(Duration::from_secs(m * 60))
+}
+
+fn default_revisit() -> Dist<HumanDuration> {
+    Dist::Exponential {
+        mean: minutes(30),
+        max: None,
+    }
+}
+
+/// A desktop client (Thunderbird-like): one connection parked in IDLE on INBOX that downloads
+/// whole messages on push (offline use), plus a second connection that LISTs once and then
+/// STATUSes the other folders periodically.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DesktopSpec {
+    pub weight: u32,
+    /// Folders the second connection polls with STATUS (missing ones are skipped).
+    #[serde(default = "default_folders")]
+    pub folders: Vec<String>,
+    /// Thunderbird checks other folders every 10 minutes by default.
+    #[serde(default = "default_status_interval")]
+    pub status_interval: Dist<HumanDuration>,
+    /// How long the client stays online per session.
+    #[serde(default = "default_desktop_session")]
+    pub session_length: Dist<HumanDuration>,
+    /// Population model: offline time between sessions (laptop closed).
+    #[serde(default = "default_desktop_offline")]
+    pub offline: Dist<HumanDuration>,
+}
+
+fn default_folders() -> Vec<String> {
+    ["Sent", "Drafts", "Trash"].map(String::from).to_vec()
+}
+
+fn default_status_interval() -> Dist<HumanDuration> {
+    Dist::Fixed(minutes(10))
+}
+
+fn default_desktop_session() -> Dist<HumanDuration> {
+    Dist::Fixed(minutes(8 * 60))
+}
+
+fn default_desktop_offline() -> Dist<HumanDuration> {
+    Dist::Exponential {
+        mean: minutes(60),
+        max: None,
+    }
+}
+
+/// A phone's mail app (iOS Mail in the background): no IDLE; it connects every
+/// `poll_interval`, fetches the newest headers first, opens a few bodies partially, and leaves.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MobileSpec {
+    pub weight: u32,
+    /// iOS polls every 15, 30 or 60 minutes.
+    #[serde(default = "default_poll")]
+    pub poll_interval: Dist<HumanDuration>,
+    #[serde(default = "default_mobile_headers")]
+    pub headers: u32,
+    /// Bodies previewed per poll (first `preview_bytes` of each).
+    #[serde(default = "default_mobile_bodies")]
+    pub bodies: Dist<Count>,
+    #[serde(default = "default_preview")]
+    pub preview_bytes: ByteSize,
+}
+
+fn default_poll() -> Dist<HumanDuration> {
+    Dist::Fixed(minutes(15))
+}
+
+fn default_mobile_headers() -> u32 {
+    25
+}
+
+fn default_mobile_bodies() -> Dist<Count> {
+    Dist::Uniform { min: 0, max: 2 }
+}
+
+fn default_preview() -> ByteSize {
+    ByteSize(4096)
+}
+
+/// A webmail front end's IMAP traffic: short sessions that list a page of headers, search,
+/// open one message, set flags and file a sent message in `Sent`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebmailSpec {
+    pub weight: u32,
+    #[serde(default = "default_page")]
+    pub page: u32,
+    #[serde(default = "default_think")]
+    pub think: Dist<HumanDuration>,
+    /// Chance per session of sending a message (APPEND to `sent_folder`).
+    #[serde(default = "default_send_probability")]
+    pub send_probability: f64,
+    #[serde(default = "default_sent")]
+    pub sent_folder: String,
+    #[serde(default = "default_size")]
+    pub size: Dist<ByteSize>,
+    /// Population model: time until the user comes back.
+    #[serde(default = "default_revisit")]
+    pub revisit: Dist<HumanDuration>,
+}
+
+fn default_page() -> u32 {
+    50
+}
+
+fn default_send_probability() -> f64 {
+    0.3
+}
+
+fn default_sent() -> String {
+    "Sent".into()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -390,6 +583,14 @@ impl Scenario {
                 }
                 _ => {}
             },
+            Model::Population => {
+                if self.mix.is_empty() {
+                    return Err(at(
+                        &self.users.count.referenced,
+                        "the population model needs a mix of behaviours".into(),
+                    ));
+                }
+            }
         }
         if !self.mix.is_empty() && self.mix.iter().all(|b| b.value.weight() == 0) {
             return Err(at(
@@ -469,6 +670,28 @@ impl Scenario {
                 s.think.validate().map_err(fail)?;
                 if !(0.0..=1.0).contains(&s.expunge_probability) {
                     return Err(fail("expunge_probability must be between 0 and 1".into()));
+                }
+                Ok(())
+            }
+            Behaviour::Desktop(s) => {
+                s.status_interval.validate().map_err(fail)?;
+                s.session_length.validate().map_err(fail)?;
+                s.offline.validate().map_err(fail)?;
+                if s.status_interval.mean() <= 0.0 {
+                    return Err(fail("status_interval must be above zero".into()));
+                }
+                Ok(())
+            }
+            Behaviour::Mobile(s) => {
+                s.poll_interval.validate().map_err(fail)?;
+                s.bodies.validate().map_err(fail)
+            }
+            Behaviour::Webmail(s) => {
+                s.think.validate().map_err(fail)?;
+                s.size.validate().map_err(fail)?;
+                s.revisit.validate().map_err(fail)?;
+                if !(0.0..=1.0).contains(&s.send_probability) {
+                    return Err(fail("send_probability must be between 0 and 1".into()));
                 }
                 Ok(())
             }

@@ -79,7 +79,8 @@ impl TagBuf {
 }
 
 /// What to do with an untagged response the running command does not consume.
-pub(crate) type Handler<'h> = &'h mut dyn FnMut(&Response<'_>, &Bytes) -> bool;
+/// `Send` so that command futures stay `Send` and can run in spawned tasks.
+pub(crate) type Handler<'h> = &'h mut (dyn FnMut(&Response<'_>, &Bytes) -> bool + Send);
 
 /// An IMAP client connection over any byte stream (TCP now, TLS later).
 ///
@@ -557,9 +558,85 @@ fn status_text(frame: &[u8]) -> String {
     String::from_utf8_lossy(text).into_owned()
 }
 
+/// A session taken off its stream, to be put on another one (after a TLS handshake).
+pub(crate) struct DetachedSession {
+    framer: Framer,
+    next_tag: u32,
+    state: SessionState,
+    state_before_idle: SessionState,
+    idle_tag: Option<TagBuf>,
+    busy: bool,
+    capabilities: Capabilities,
+    view: MailboxView,
+    command_timeout: Duration,
+    use_literal_plus: bool,
+    transcript: Option<Box<Transcript>>,
+}
+
+impl<S> ImapClient<S> {
+    /// Splits off the stream. Only sound with nothing buffered: bytes read before a switch
+    /// belong to the old layer.
+    pub(crate) fn detach(self) -> (S, DetachedSession) {
+        let rest = DetachedSession {
+            framer: self.framer,
+            next_tag: self.next_tag,
+            state: self.state,
+            state_before_idle: self.state_before_idle,
+            idle_tag: self.idle_tag,
+            busy: self.busy,
+            capabilities: self.capabilities,
+            view: self.view,
+            command_timeout: self.command_timeout,
+            use_literal_plus: self.use_literal_plus,
+            transcript: self.transcript,
+        };
+        (self.stream, rest)
+    }
+}
+
+impl DetachedSession {
+    pub(crate) fn attach<T>(self, stream: T) -> ImapClient<T> {
+        ImapClient {
+            stream,
+            framer: self.framer,
+            next_tag: self.next_tag,
+            state: self.state,
+            state_before_idle: self.state_before_idle,
+            idle_tag: self.idle_tag,
+            busy: self.busy,
+            capabilities: self.capabilities,
+            view: self.view,
+            command_timeout: self.command_timeout,
+            use_literal_plus: self.use_literal_plus,
+            transcript: self.transcript,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imap_types::sequence::SequenceSet;
+
+    /// Command futures must be `Send`: the engine runs each connection in a spawned task.
+    #[allow(dead_code)]
+    fn futures_are_send(client: &mut ImapClient<TcpStream>, set: &SequenceSet) {
+        fn send<T: Send>(_: T) {}
+        send(client.noop());
+        send(client.fetch(set, &[]));
+        send(client.select("INBOX"));
+        send(client.append("INBOX", &[], None, b""));
+        send(client.login("u", &crate::proto::Secret::from("p")));
+        send(client.wait_for_event(Duration::from_secs(1)));
+        send(client.execute_raw(b"NOOP"));
+        send(client.logout());
+        send(client.done());
+        send(ImapClient::connect(
+            ([127, 0, 0, 1], 1).into(),
+            &ConnectOptions::default(),
+            ImapLimits::default(),
+        ));
+    }
 
     #[test]
     fn tags_count_up() {

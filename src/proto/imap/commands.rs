@@ -4,10 +4,8 @@
 
 use std::borrow::Cow;
 
-use base64::Engine;
-use imap_types::auth::AuthMechanism;
 use imap_types::command::CommandBody;
-use imap_types::core::{AString, IString, Literal, LiteralMode, NString, Vec1};
+use imap_types::core::{IString, Literal, LiteralMode, NString, Vec1};
 use imap_types::datetime::DateTime;
 use imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_types::extensions::enable::CapabilityEnable;
@@ -26,7 +24,6 @@ use super::error::ImapError;
 use super::types::{
     AppendUid, Cap, Capabilities, FetchItem, FetchedMessage, ListEntry, MailboxInfo, MailboxStatus,
 };
-use crate::proto::Secret;
 
 /// Runs `$call` (an inner async method) under the command deadline with the busy/poison
 /// bookkeeping of `begin`/`end`.
@@ -42,18 +39,7 @@ macro_rules! run {
 }
 pub(crate) use run;
 
-/// How [`ImapClient::login_with`] authenticates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginMethod {
-    /// AUTHENTICATE PLAIN when the server announces AUTH=PLAIN, LOGIN otherwise.
-    Auto,
-    /// AUTHENTICATE PLAIN (with SASL-IR when announced).
-    Plain,
-    /// The LOGIN command.
-    Login,
-}
-
-fn invalid(what: &'static str, err: impl std::fmt::Display) -> ImapError {
+pub(crate) fn invalid(what: &'static str, err: impl std::fmt::Display) -> ImapError {
     ImapError::InvalidArgument {
         what,
         reason: err.to_string(),
@@ -86,103 +72,8 @@ where
         run!(self, "NOOP", self.simple(CommandBody::Noop)).map(drop)
     }
 
-    /// Logs in with [`LoginMethod::Auto`].
-    pub async fn login(&mut self, user: &str, password: &Secret<String>) -> Result<(), ImapError> {
-        self.login_with(user, password, LoginMethod::Auto).await
-    }
-
-    /// Logs in. A failure is `No`/`Bad` with `command` LOGIN or AUTHENTICATE, whose
-    /// [`kind`](ImapError::kind) is `Auth`. The password never appears in errors or the
-    /// transcript.
-    pub async fn login_with(
-        &mut self,
-        user: &str,
-        password: &Secret<String>,
-        method: LoginMethod,
-    ) -> Result<(), ImapError> {
-        if self.state != SessionState::NotAuthenticated {
-            return Err(ImapError::WrongState(
-                "login needs the not-authenticated state",
-            ));
-        }
-        let plain = match method {
-            LoginMethod::Auto => self.capabilities.has(Cap::AuthPlain),
-            LoginMethod::Plain => true,
-            LoginMethod::Login => false,
-        };
-        let pass = password.expose().as_str();
-        let result = if plain {
-            run!(self, "AUTHENTICATE", self.authenticate_plain(user, pass))
-        } else if self.capabilities.has(Cap::LoginDisabled) {
-            Err(ImapError::Unsupported {
-                command: "LOGIN",
-                capability: "LOGIN (the server announces LOGINDISABLED)",
-            })
-        } else {
-            run!(self, "LOGIN", self.login_command(user, pass))
-        };
-        result.map_err(|err| {
-            let blob = plain_blob(user, pass);
-            let encoded = base64::engine::general_purpose::STANDARD.encode(blob);
-            err.redact(&[pass, &encoded])
-        })
-    }
-
-    async fn authenticate_plain(&mut self, user: &str, pass: &str) -> Result<(), ImapError> {
-        if user.contains('\0') || pass.contains('\0') {
-            return Err(invalid("credentials", "NUL byte in user name or password"));
-        }
-        let blob = plain_blob(user, pass);
-        let tag = self.next_tag();
-        if self.capabilities.has(Cap::SaslIr) {
-            let shown = format!("{} AUTHENTICATE PLAIN <redacted>\r\n", tag.as_str());
-            let body = CommandBody::authenticate_with_ir(AuthMechanism::Plain, blob.as_slice());
-            self.send(&tag, body, Some(&shown)).await?;
-        } else {
-            let body = CommandBody::authenticate(AuthMechanism::Plain);
-            self.send(&tag, body, None).await?;
-            self.wait_continuation(&tag, "AUTHENTICATE").await?;
-            let mut line = base64::engine::general_purpose::STANDARD.encode(&blob);
-            line.push_str("\r\n");
-            self.write(line.as_bytes(), Some("<redacted>\r\n")).await?;
-        }
-        self.complete(&tag, "AUTHENTICATE", &mut |_, _| false)
-            .await?;
-        self.state = SessionState::Authenticated;
-        Ok(())
-    }
-
-    async fn login_command(&mut self, user: &str, pass: &str) -> Result<(), ImapError> {
-        let username = self.astring(user, "user name")?;
-        let password = self.astring(pass, "password")?;
-        let body = CommandBody::Login {
-            username,
-            password: imap_types::secret::Secret::new(password),
-        };
-        let tag = self.next_tag();
-        let shown = format!("{} LOGIN <redacted>\r\n", tag.as_str());
-        self.send(&tag, body, Some(&shown)).await?;
-        self.complete(&tag, "LOGIN", &mut |_, _| false).await?;
-        self.state = SessionState::Authenticated;
-        Ok(())
-    }
-
-    /// An astring argument; a literal becomes non-synchronizing when LITERAL+ allows it.
-    fn astring<'a>(&self, value: &'a str, what: &'static str) -> Result<AString<'a>, ImapError> {
-        let astring = AString::try_from(value).map_err(|e| invalid(what, e))?;
-        Ok(match astring {
-            AString::String(IString::Literal(mut literal)) => {
-                if self.non_sync_allowed(literal.data().len()) {
-                    literal.set_mode(LiteralMode::NonSync);
-                }
-                AString::String(IString::Literal(literal))
-            }
-            other => other,
-        })
-    }
-
     /// Whether a literal of `len` bytes may skip the `+` round trip (RFC 7888).
-    fn non_sync_allowed(&self, len: usize) -> bool {
+    pub(crate) fn non_sync_allowed(&self, len: usize) -> bool {
         self.use_literal_plus
             && (self.capabilities.has(Cap::LiteralPlus)
                 || (self.capabilities.has(Cap::LiteralMinus) && len <= 4096))
@@ -646,13 +537,4 @@ where
         self.complete(&tag, "ID", &mut collect).await?;
         Ok(fields)
     }
-}
-
-fn plain_blob(user: &str, pass: &str) -> Vec<u8> {
-    let mut blob = Vec::with_capacity(user.len() + pass.len() + 2);
-    blob.push(0);
-    blob.extend_from_slice(user.as_bytes());
-    blob.push(0);
-    blob.extend_from_slice(pass.as_bytes());
-    blob
 }

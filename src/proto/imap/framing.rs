@@ -96,7 +96,6 @@ impl Framer {
     }
 
     /// Bytes received but not yet handed out as a message.
-    #[cfg(test)]
     pub(crate) fn pending(&self) -> &[u8] {
         &self.buf
     }

@@ -343,6 +343,53 @@ mod tests {
         assert!(buffer.capacity() <= SHRINK_ABOVE, "{}", buffer.capacity());
     }
 
+    /// Everything `ReplyBuffer` makes of `input`: replies until the first violation.
+    fn outcomes(input: &[u8], piece: usize) -> Vec<Result<Reply, Violation>> {
+        let mut buffer = ReplyBuffer::default();
+        let mut out = Vec::new();
+        for chunk in input.chunks(piece) {
+            buffer.buf.extend_from_slice(chunk);
+            loop {
+                match buffer.take_reply() {
+                    Ok(Some(reply)) => out.push(Ok(reply)),
+                    Ok(None) => break,
+                    Err(v) => {
+                        out.push(Err(v));
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn random_input_never_panics_and_splitting_changes_nothing() {
+        use rand::{RngExt, SeedableRng};
+        let alphabet = b"0123456789 -.\r\n\r\naZ\xff\x00";
+        let mut rng = rand_pcg::Pcg32::seed_from_u64(5321);
+        for _ in 0..3000 {
+            let len = rng.random_range(0..120);
+            let mut input: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            // Bias towards plausible replies so the parser is reached, not only the framer.
+            if rng.random_bool(0.5) {
+                input.splice(0..0, b"250".iter().copied());
+            }
+            let whole = outcomes(&input, input.len().max(1));
+            assert_eq!(
+                whole,
+                outcomes(&input, 1),
+                "{:?}",
+                String::from_utf8_lossy(&input)
+            );
+            for reply in whole.iter().flatten() {
+                assert!((200..=559).contains(&reply.code));
+            }
+        }
+    }
+
     #[test]
     fn quote_is_bounded() {
         let quoted = quote(&[b'a'; 5000]);

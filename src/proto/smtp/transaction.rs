@@ -139,16 +139,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
         message: &[u8],
         opts: &SendOptions,
     ) -> Result<TransactionOutcome, SmtpError> {
-        let caps = self.capabilities.clone().unwrap_or_default();
+        if envelope.recipients.is_empty() {
+            return Err(SmtpError::InvalidInput {
+                what: "envelope",
+                reason: "no recipients".into(),
+            });
+        }
+        let (offers_pipelining, offers_chunking) = self
+            .capabilities
+            .as_ref()
+            .map_or((false, false), |c| (c.pipelining, c.chunking));
         let chunk_size = match opts.transfer {
             Transfer::Data => None,
-            Transfer::Bdat { chunk_size } if caps.chunking => Some(chunk_size.max(1)),
+            Transfer::Bdat { chunk_size } if offers_chunking => Some(chunk_size.max(1)),
             Transfer::Bdat { .. } => {
                 return Err(SmtpError::NotAdvertised {
                     extension: "CHUNKING",
                 })
             }
-            Transfer::Auto { chunk_size } => caps.chunking.then_some(chunk_size.max(1)),
+            Transfer::Auto { chunk_size } => offers_chunking.then_some(chunk_size.max(1)),
         };
         let params = MailParams {
             size: opts.declare_size.then_some(message.len()),
@@ -160,7 +169,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
         for to in &envelope.recipients {
             rcpt_lines.push(rcpt_line(to)?);
         }
-        let pipelined = opts.pipelining && caps.pipelining;
+        let pipelined = opts.pipelining && offers_pipelining;
         let mut timings = StepTimings::default();
         let mut rcpt = Vec::with_capacity(rcpt_lines.len());
 
@@ -197,18 +206,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
 
         let accepted: Vec<usize> = (0..rcpt.len()).filter(|&i| rcpt[i].is_positive()).collect();
         if accepted.is_empty() {
-            let refusal = match rcpt.first() {
-                Some(first) => self.refusal("RCPT", first.clone(), "250"),
-                None => SmtpError::InvalidInput {
-                    what: "envelope",
-                    reason: "no recipients".into(),
-                },
-            };
+            let refusal = self.refusal("RCPT", rcpt[0].clone(), "250");
             self.rset().await?;
             return Err(refusal);
         }
 
-        let finals = match chunk_size {
+        let delivery = match chunk_size {
             None => {
                 let sent = Instant::now();
                 let go_ahead = self.command("DATA", b"DATA\r\n").await?;
@@ -218,21 +221,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
                 }
                 let started = Instant::now();
                 self.write_data_body(message).await?;
-                let finals = self.read_final_replies("DATA", envelope, &accepted).await?;
+                let delivery = self.read_final_replies("DATA", envelope, &accepted).await?;
                 timings.message = started.elapsed();
-                finals
+                delivery
             }
             Some(chunk_size) => {
                 let started = Instant::now();
                 self.write_bdat(message, chunk_size, pipelined).await?;
-                let finals = self.read_final_replies("BDAT", envelope, &accepted).await?;
+                let delivery = self.read_final_replies("BDAT", envelope, &accepted).await?;
                 timings.message = started.elapsed();
-                finals
+                delivery
             }
-        };
-        let delivery = match self.flavor {
-            Flavor::Smtp => Delivery::Message(finals.into_iter().next().expect("one reply").reply),
-            Flavor::Lmtp => Delivery::PerRecipient(finals),
         };
         Ok(TransactionOutcome {
             mail,
@@ -351,13 +350,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
         verb: &'static str,
         envelope: &Envelope,
         accepted: &[usize],
-    ) -> Result<Vec<RecipientReply>, SmtpError> {
+    ) -> Result<Delivery, SmtpError> {
         if self.flavor == Flavor::Smtp {
-            let reply = self.read_reply(verb).await?;
-            return Ok(vec![RecipientReply {
-                recipient: accepted[0],
-                reply,
-            }]);
+            return Ok(Delivery::Message(self.read_reply(verb).await?));
         }
         let mut finals = Vec::with_capacity(accepted.len());
         for &index in accepted {
@@ -384,7 +379,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
                 reply,
             });
         }
-        Ok(finals)
+        Ok(Delivery::PerRecipient(finals))
     }
 }
 

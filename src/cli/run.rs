@@ -1,0 +1,317 @@
+//! `mailswarm run SCENARIO`: load, plan, run, report. Results are written however the run
+//! ends (duration reached, Ctrl-C, every session failing), because numbers already measured
+//! are the point of the exercise.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{self, plan};
+use crate::gate::threshold;
+use crate::metrics::{spawn_collector, PhasePlan};
+use crate::metrics::{Gauges, RunningSampler, ServerSampler, ServerTarget};
+use crate::report::progress::Progress;
+use crate::report::{self, Results, RunContext, ScenarioInfo};
+use crate::scenario;
+
+use super::{EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (YAML); see README.md's scenario reference.
+    pub scenario: PathBuf,
+    /// Output folder; default `reports/<scenario name>`.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Override the scenario's duration, e.g. `30s`.
+    #[arg(long, value_parser = parse_duration_flag)]
+    pub duration: Option<std::time::Duration>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override load.sessions (closed model) or load.max_sessions (open model).
+    #[arg(long)]
+    pub sessions: Option<u64>,
+    /// Lab directory for `target: {lab: true}` (default $MAILSWARM_LAB_DIR or /tmp/mailswarm-lab).
+    #[arg(long)]
+    pub lab_dir: Option<PathBuf>,
+    /// Write every session's planned actions as JSON lines (for determinism checks).
+    #[arg(long)]
+    pub trace_actions: Option<PathBuf>,
+    /// Worker threads of the async runtime (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print only the final summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
+    scenario::units::parse_duration(text)
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let loaded = match scenario::load_file(&args.scenario) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("mailswarm: error: {err}");
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+    };
+    if let Err(message) = check_thresholds(&loaded) {
+        eprintln!("mailswarm: error: {message}");
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    let (nofile_soft, nofile_hard) = raise_nofile_limit();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(args, loaded, nofile_soft, nofile_hard))
+}
+
+async fn run_async(
+    args: RunArgs,
+    loaded: scenario::LoadedScenario,
+    nofile_soft: u64,
+    nofile_hard: u64,
+) -> anyhow::Result<ExitCode> {
+    let overrides = plan::Overrides {
+        duration: args.duration,
+        seed: args.seed,
+        sessions: args.sessions,
+        lab_dir: args.lab_dir.clone(),
+        trace_actions: args.trace_actions.clone(),
+    };
+    let scenario_name = loaded.scenario.name.clone();
+    let run_plan = match plan::build(loaded, &overrides).await {
+        Ok(plan) => Arc::new(plan),
+        Err(err) => {
+            eprintln!("mailswarm: error: {err}");
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(sanitize(&scenario_name)));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    let interrupt = CancellationToken::new();
+    {
+        let interrupt = interrupt.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("mailswarm: interrupted; logging sessions out and writing results");
+                interrupt.cancel();
+            }
+        });
+    }
+    if !args.quiet {
+        eprintln!(
+            "mailswarm: running {} for {:?} ({} users, {} sessions, open files {nofile_soft}/{nofile_hard}) -> {}",
+            scenario_name,
+            run_plan.duration,
+            run_plan.population.count(),
+            run_plan.sessions,
+            out.display()
+        );
+    }
+    let phases = PhasePlan {
+        ramp_up: run_plan.ramp_up,
+        steady: run_plan.duration - run_plan.ramp_up - run_plan.ramp_down,
+    };
+    let started = SystemTime::now();
+    let (sink, collector) = spawn_collector(phases);
+    if !args.quiet {
+        let progress = Progress::for_stderr(run_plan.duration);
+        tokio::spawn(report::progress::follow(collector.progress(), progress));
+    }
+    let sampler = match &run_plan.server {
+        Some(target) => start_sampler(target.clone(), sink.shared_gauges()).await,
+        None => None,
+    };
+    let outcome = engine::run(run_plan.clone(), sink, interrupt).await;
+    let metrics = collector.finish().await;
+    let ended = SystemTime::now();
+    let server_samples = match sampler {
+        Some(running) => {
+            let recording = running.finish().await;
+            if recording.failures > 0 {
+                eprintln!(
+                    "mailswarm: warning: {} server samples failed (last: {})",
+                    recording.failures,
+                    recording.last_error.as_deref().unwrap_or("?")
+                );
+            }
+            recording.samples
+        }
+        None => Vec::new(),
+    };
+
+    let s = &run_plan.scenario;
+    let ctx = RunContext {
+        scenario: ScenarioInfo {
+            name: s.scenario.name.clone(),
+            file: s.path.clone(),
+            seed: s.scenario.seed,
+            digest: s.digest.clone(),
+        },
+        started,
+        ended,
+        interrupted: outcome.interrupted,
+        model: format!("{:?}", run_plan.model).to_lowercase(),
+        has_ramps: s.scenario.has_ramps(),
+        nofile_soft,
+        nofile_hard,
+    };
+    let mut results = Results::build(&ctx, &metrics);
+    report::attach_server_summary(&mut results, &server_samples);
+    let definitions = threshold_definitions(s);
+    // Checked before the run, so this cannot fail; an error would still leave results.
+    let outcomes = threshold::record(&mut results, &definitions).unwrap_or_default();
+    let path = out.join("results.json");
+    // results.json first, on its own: whatever goes wrong with plots or HTML afterwards, the
+    // measurements are on disk.
+    results
+        .write(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    match report::write_run_report(&out, &results, &metrics, &server_samples, &s.source) {
+        Ok(files) => {
+            for warning in &files.warnings {
+                eprintln!("mailswarm: warning: {warning}");
+            }
+        }
+        Err(err) => eprintln!("mailswarm: warning: report not complete: {err}"),
+    }
+    let mut stdout = std::io::stdout().lock();
+    report::console::print_summary(&mut stdout, &results)?;
+    for outcome in &outcomes {
+        let verdict = if outcome.passed { "pass" } else { "FAIL" };
+        writeln!(
+            stdout,
+            "threshold {verdict}: {} ({})",
+            outcome.criterion, outcome.reason
+        )?;
+    }
+    if let Some(bytes) = results
+        .extra
+        .get("server")
+        .and_then(|v| v.get("bytes_per_user"))
+        .and_then(|v| v.as_f64())
+    {
+        writeln!(
+            stdout,
+            "server memory per connected user: {:.0} KiB",
+            bytes / 1024.0
+        )?;
+    }
+    writeln!(stdout, "results: {}", path.display())?;
+    writeln!(stdout, "report:  {}", out.join("report.html").display())?;
+    if outcome.interrupted {
+        // A cut-short run never counts as a pass in a pipeline.
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    if outcomes.iter().any(|o| !o.passed) {
+        return Ok(ExitCode::from(EXIT_FAILED));
+    }
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+fn threshold_definitions(s: &scenario::LoadedScenario) -> BTreeMap<String, String> {
+    s.scenario
+        .thresholds
+        .iter()
+        .map(|(k, v)| (k.clone(), v.value.clone()))
+        .collect()
+}
+
+/// Threshold syntax is checked before any connection, with the scenario position of the bad
+/// entry: finding a typo only after a 30-minute run would waste the run.
+fn check_thresholds(s: &scenario::LoadedScenario) -> Result<(), String> {
+    let file = s.path.as_deref().unwrap_or("<scenario>");
+    for (key, value) in &s.scenario.thresholds {
+        if let Err(err) = threshold::parse_entry(key, &value.value) {
+            let loc = &value.referenced;
+            return Err(format!(
+                "{file}:{}:{}: thresholds.{key}: {} in `{}` (hint: {})",
+                loc.line(),
+                loc.column(),
+                err.problem,
+                err.part,
+                err.hint
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Starts server sampling; a target that cannot be sampled is a warning, not a failed run.
+async fn start_sampler(
+    target: ServerTarget,
+    gauges: std::sync::Arc<Gauges>,
+) -> Option<RunningSampler> {
+    let sampler = match ServerSampler::new(target, gauges) {
+        Ok(sampler) => sampler,
+        Err(err) => {
+            eprintln!("mailswarm: warning: server sampling off: {err}");
+            return None;
+        }
+    };
+    match sampler.start(std::time::Instant::now()).await {
+        Ok(running) => Some(running),
+        Err(err) => {
+            eprintln!("mailswarm: warning: server sampling off: {err}");
+            None
+        }
+    }
+}
+
+/// Report folder names come from scenario names; keep them to safe characters.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Raises the soft open-file limit to the hard one: every connection is a file descriptor and
+/// the default soft limit (often 1,024) would cap a run long before the machine does.
+pub fn raise_nofile_limit() -> (u64, u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return (0, 0);
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    (lim.rlim_cur, lim.rlim_max)
+}
