@@ -2,6 +2,7 @@
 //! 0 = success / gate passed, 1 = gate or check failed, 2 = usage or runtime error.
 //! Errors are printed once, with their whole context chain.
 
+mod bench;
 mod compare;
 mod gate;
 mod lab;
@@ -35,6 +36,8 @@ pub enum Command {
     /// Compare runs: p50, p99 and errors per command against the first run.
     Compare(compare::CompareArgs),
     Sink(sink::SinkArgs),
+    #[command(subcommand, hide = true)]
+    Bench(bench::BenchCommand),
 }
 
 /// Process exit status shared by every subcommand.
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Gate(args) => gate::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Sink(args) => sink::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(code) => code,
