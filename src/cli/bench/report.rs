@@ -103,6 +103,9 @@ struct Machine {
     kernel: String,
     open_files_soft: u64,
     open_files_hard: u64,
+    /// /proc/loadavg when the report was written: other work on the machine makes the rates
+    /// noisy (a shared 2-core machine varies by about ±15 %).
+    loadavg: String,
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
@@ -213,6 +216,9 @@ fn machine() -> Machine {
             .unwrap_or_default(),
         open_files_soft: soft,
         open_files_hard: hard,
+        loadavg: std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.trim().to_string())
+            .unwrap_or_default(),
     }
 }
 
