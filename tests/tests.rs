@@ -6,4 +6,5 @@ mod compare;
 mod gate;
 mod imap;
 mod lab;
+mod sink;
 mod smtp;

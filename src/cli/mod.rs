@@ -2,11 +2,13 @@
 //! 0 = success / gate passed, 1 = gate or check failed, 2 = usage or runtime error.
 //! Errors are printed once, with their whole context chain.
 
+mod bench;
 mod compare;
 mod execute;
 mod gate;
 mod lab;
 mod run;
+mod sink;
 
 use std::process::ExitCode;
 
@@ -34,6 +36,9 @@ pub enum Command {
     Gate(gate::GateArgs),
     /// Compare runs: p50, p99 and errors per command against the first run.
     Compare(compare::CompareArgs),
+    Sink(sink::SinkArgs),
+    #[command(subcommand, hide = true)]
+    Bench(bench::BenchCommand),
 }
 
 /// Process exit status shared by every subcommand.
@@ -59,6 +64,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Gate(args) => gate::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Sink(args) => sink::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(code) => code,
