@@ -7,6 +7,7 @@ mod execute;
 mod gate;
 mod lab;
 mod run;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,8 @@ pub enum Command {
     Gate(gate::GateArgs),
     /// Compare runs: p50, p99 and errors per command against the first run.
     Compare(compare::CompareArgs),
+    /// Run a scenario at increasing load levels: latency and server memory against users.
+    Sweep(sweep::SweepArgs),
 }
 
 /// Process exit status shared by every subcommand.
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Gate(args) => gate::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Sweep(args) => sweep::run(args),
     };
     match result {
         Ok(code) => code,
