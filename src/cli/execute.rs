@@ -27,9 +27,12 @@ pub struct ExecuteOptions {
 /// What a finished run left behind (also on disk in the output folder).
 pub struct Executed {
     pub results: Results,
-    /// Per-second server samples (empty when nothing was sampled); `sweep` fits them.
+    /// The scenario's thresholds as evaluated on `results`.
     pub thresholds: Vec<CriterionOutcome>,
+    /// Per-second server samples (empty when nothing was sampled); `sweep` averages them.
     pub server: Vec<ServerSample>,
+    /// Connections open at the end of each timeline second: (seconds since start, count).
+    pub connected: Vec<(f64, u64)>,
 }
 
 impl Executed {
@@ -105,7 +108,8 @@ pub async fn execute(
         ended,
         interrupted: outcome.interrupted,
         model: format!("{:?}", run_plan.model).to_lowercase(),
-        has_ramps: s.scenario.has_ramps(),
+        // The plan, not the file: `sweep --warmup` adds a ramp-up the scenario lacks.
+        has_ramps: !(run_plan.ramp_up.is_zero() && run_plan.ramp_down.is_zero()),
         nofile_soft: options.nofile.0,
         nofile_hard: options.nofile.1,
     };
@@ -143,10 +147,16 @@ pub async fn execute(
         }
         Err(err) => eprintln!("mailswarm: warning: report not complete: {err}"),
     }
+    let connected = metrics
+        .timeline
+        .iter()
+        .map(|p| (p.t_s as f64, p.connected))
+        .collect();
     Ok(Executed {
         results,
         thresholds,
         server,
+        connected,
     })
 }
 

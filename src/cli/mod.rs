@@ -9,6 +9,7 @@ mod gate;
 mod lab;
 mod run;
 mod sink;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,8 @@ pub enum Command {
     Sink(sink::SinkArgs),
     #[command(subcommand, hide = true)]
     Bench(bench::BenchCommand),
+    /// Run a scenario at increasing load levels: latency and server memory against users.
+    Sweep(sweep::SweepArgs),
 }
 
 /// Process exit status shared by every subcommand.
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => compare::run(args),
         Command::Sink(args) => sink::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Sweep(args) => sweep::run(args),
     };
     match result {
         Ok(code) => code,

@@ -89,6 +89,7 @@ async fn run_async(
         sessions: args.sessions,
         lab_dir: args.lab_dir.clone(),
         trace_actions: args.trace_actions.clone(),
+        ..plan::Overrides::default()
     };
     let scenario_name = loaded.scenario.name.clone();
     let run_plan = match plan::build(loaded, &overrides).await {

@@ -204,6 +204,10 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     pub seed: Option<u64>,
     pub sessions: Option<u64>,
+    /// Open model: sessions started per second (`sweep` sets it per level).
+    pub arrival_rate: Option<f64>,
+    /// Warm-up tagged `ramp_up`, replacing the scenario's (`sweep --warmup`).
+    pub ramp_up: Option<Duration>,
     pub lab_dir: Option<PathBuf>,
     pub trace_actions: Option<PathBuf>,
 }
@@ -405,11 +409,14 @@ pub async fn build(
         },
         population,
         duration: overrides.duration.unwrap_or(s.duration.value.0),
-        ramp_up: s.load.ramp_up.0,
+        ramp_up: overrides.ramp_up.unwrap_or(s.load.ramp_up.0),
         ramp_down: s.load.ramp_down.0,
         model: s.load.model,
         sessions,
-        arrival_rate: s.load.arrival_rate.as_ref().map_or(0.0, |r| r.value.0),
+        arrival_rate: overrides
+            .arrival_rate
+            .or(s.load.arrival_rate.as_ref().map(|r| r.value.0))
+            .unwrap_or(0.0),
         behaviours,
         cumulative,
         lmtp_delivery: s.delivery.as_ref().and_then(|d| d.lmtp.clone()),

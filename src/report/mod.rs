@@ -10,6 +10,7 @@ pub mod results;
 mod run_report;
 mod sections;
 pub mod server;
+pub mod sweep;
 #[cfg(test)]
 pub(crate) mod testdata;
 

@@ -18,6 +18,7 @@ use crate::metrics::{OpKey, Phase, RunMetrics, ServerSample};
 
 pub use bars::CompareBars;
 pub use fit::{bytes_label, fit_line, fit_sentence, LinearFit};
+pub(crate) use timeseries::{ms_label, num_label};
 
 /// DejaVu Sans from Debian's `fonts-dejavu-core`; see `assets/fonts/README.md`.
 static DEJAVU_SANS: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
