@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "mailswarm", version, about = "Load tests and conformance checks for IMAP, SMTP and LMTP servers")]
+#[command(
+    name = "mailswarm",
+    version,
+    about = "Load tests and conformance checks for IMAP, SMTP and LMTP servers"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -33,7 +37,11 @@ pub fn main() -> ExitCode {
         Err(err) => {
             // clap prints help/version to stdout with exit 0 and usage errors with exit 2.
             let _ = err.print();
-            return ExitCode::from(if err.use_stderr() { EXIT_ERROR } else { EXIT_OK });
+            return ExitCode::from(if err.use_stderr() {
+                EXIT_ERROR
+            } else {
+                EXIT_OK
+            });
         }
     };
     let result = match cli.command {
