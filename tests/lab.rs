@@ -435,6 +435,21 @@ fn listen_outside_loopback_is_refused_with_exit_2() {
 }
 
 #[test]
+fn a_port_taken_by_someone_else_is_named_with_its_flag() {
+    let temp = TempLab::new("taken");
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", temp.config.ports.lmtp)).unwrap();
+    let (code, out, err) = run_cli(&["lab", "up"], &temp.cli_args());
+    drop(squatter);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains(&format!("LMTP port 127.0.0.1:{}", temp.config.ports.lmtp))
+            && err.contains("--lmtp-port"),
+        "{err}"
+    );
+    assert!(LabInfo::load(temp.dir()).is_err(), "nothing may run");
+}
+
+#[test]
 fn status_of_an_empty_directory_says_not_running() {
     let dir = tempfile::tempdir().unwrap();
     let status = lab::status(dir.path()).unwrap();

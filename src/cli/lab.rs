@@ -59,6 +59,10 @@ pub struct UpArgs {
     /// Number of users: user1..userN, all with password `mailswarm`.
     #[arg(long, value_name = "N", default_value_t = lab::DEFAULT_USERS)]
     pub users: u32,
+    /// Backend name clients see in `ID` ("x-backend") and the greeting; give each lab of a
+    /// director/proxy setup its own (b1, b2, ...).
+    #[arg(long, value_name = "NAME", default_value = lab::DEFAULT_BACKEND)]
+    pub backend: String,
     /// Seconds to wait for every server to greet.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
@@ -92,7 +96,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             smtp: args.smtp_port,
         },
         users: args.users,
-        backend: lab::DEFAULT_BACKEND.to_string(),
+        backend: args.backend,
         start_timeout: Duration::from_secs(args.timeout),
     };
     let report = lab::start(&cfg).context("lab up")?;
@@ -180,6 +184,8 @@ mod tests {
             (10143, 10993, 10024, 10025)
         );
         assert_eq!(args.users, 1000);
+        assert_eq!(args.backend, "b1");
+        assert_eq!(args.timeout, 30);
         assert_eq!(args.listen, Ipv4Addr::LOCALHOST);
         assert!(args.dir.dir.is_none());
     }
@@ -204,6 +210,10 @@ mod tests {
             "3",
             "--smtp-port",
             "4",
+            "--backend",
+            "b2",
+            "--timeout",
+            "7",
         ]) else {
             panic!("not up");
         };
@@ -219,6 +229,7 @@ mod tests {
             ),
             (5, 1, 2, 3, 4)
         );
+        assert_eq!((args.backend.as_str(), args.timeout), ("b2", 7));
     }
 
     #[test]

@@ -13,14 +13,16 @@
 //! so concurrent calls on one lab serialize.
 
 mod dovecot;
+mod error;
+mod info;
 mod layout;
 mod postfix;
 mod probe;
 mod process;
+mod status;
 mod system;
 mod tls;
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,8 +31,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
+use info::write_info;
 use layout::Layout;
 use probe::{Probe, ProbeFailure};
 
@@ -38,7 +39,10 @@ pub use dovecot::{
     IMAP_PROCESS_LIMIT, LMTP_PROCESS_LIMIT, LOGIN_CLIENT_LIMIT, LOGIN_PROCESS_LIMIT,
     MAIL_MAX_USERIP_CONNECTIONS, SERVICE_CLIENT_LIMIT, VSZ_LIMIT,
 };
+pub use error::LabError;
+pub use info::{LabInfo, LabPorts, LabUsers, ServerInfo};
 pub use postfix::SMTPD_PROCESS_LIMIT;
+pub use status::{status, LabStatus, ListenerStatus};
 pub use system::{HostLimits, INOTIFY_INSTANCES, INOTIFY_WATCHES, MAIL_USER};
 
 /// Where the lab lives unless `--dir` or `$MAILSWARM_LAB_DIR` says otherwise.
@@ -57,30 +61,6 @@ pub const DEFAULT_USERS: u32 = 1000;
 pub const MAX_USERS: u32 = 1_000_000;
 /// Version of the `lab.json` format.
 pub const INFO_VERSION: u32 = 1;
-
-/// Listening ports of a lab, all on [`LabConfig::listen`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabPorts {
-    /// IMAP with STARTTLS.
-    pub imap: u16,
-    /// IMAP over implicit TLS.
-    pub imaps: u16,
-    /// Dovecot LMTP (TCP).
-    pub lmtp: u16,
-    /// Postfix submission: SMTP AUTH and STARTTLS.
-    pub smtp: u16,
-}
-
-impl Default for LabPorts {
-    fn default() -> Self {
-        LabPorts {
-            imap: 10143,
-            imaps: 10993,
-            lmtp: 10024,
-            smtp: 10025,
-        }
-    }
-}
 
 /// What `up` should start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,238 +96,6 @@ pub fn default_dir() -> PathBuf {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
-}
-
-/// The lab users.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabUsers {
-    /// [`USER_PATTERN`]: `{n}` runs from `first` to `first + count - 1`.
-    pub pattern: String,
-    pub first: u32,
-    pub count: u32,
-    pub password: String,
-}
-
-impl LabUsers {
-    /// Login name of user `n` (`user7`).
-    pub fn name(&self, n: u32) -> String {
-        self.pattern.replace("{n}", &n.to_string())
-    }
-    /// All valid `n`.
-    pub fn range(&self) -> std::ops::RangeInclusive<u32> {
-        self.first..=self.first + self.count.saturating_sub(1)
-    }
-}
-
-/// One running daemon of the lab.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerInfo {
-    /// Pid of the master process (its process group holds every helper process).
-    pub pid: u32,
-    pub pid_file: PathBuf,
-    pub log_file: PathBuf,
-    /// `dovecot.conf`, or Postfix's config directory.
-    pub config: PathBuf,
-}
-
-/// A running lab, as written to `lab.json` by `up`. Read it with [`LabInfo::load`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabInfo {
-    /// [`INFO_VERSION`].
-    pub version: u32,
-    pub dir: PathBuf,
-    pub listen: Ipv4Addr,
-    pub ports: LabPorts,
-    pub users: LabUsers,
-    /// [`DOMAIN`].
-    pub domain: String,
-    pub backend: String,
-    /// The lab CA (PEM); pin it to verify IMAPS, STARTTLS and SMTP STARTTLS.
-    pub ca_file: PathBuf,
-    pub dovecot: ServerInfo,
-    pub postfix: ServerInfo,
-    /// Seconds since the Unix epoch when `up` started the servers.
-    pub started_unix: u64,
-}
-
-impl LabInfo {
-    /// Reads `DIR/lab.json`. Fails with [`LabError::NotRunning`] when there is none.
-    pub fn load(dir: impl AsRef<Path>) -> Result<LabInfo, LabError> {
-        let dir = dir.as_ref();
-        let path = Layout::new(dir).info_file();
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(LabError::NotRunning {
-                    dir: dir.to_path_buf(),
-                })
-            }
-            Err(e) => return Err(LabError::io(format!("reading {}", path.display()), e)),
-        };
-        let info: LabInfo =
-            serde_json::from_str(&text).map_err(|source| LabError::BadInfo { path, source })?;
-        Ok(info)
-    }
-
-    pub fn imap_addr(&self) -> SocketAddr {
-        SocketAddr::from((self.listen, self.ports.imap))
-    }
-    pub fn imaps_addr(&self) -> SocketAddr {
-        SocketAddr::from((self.listen, self.ports.imaps))
-    }
-    pub fn lmtp_addr(&self) -> SocketAddr {
-        SocketAddr::from((self.listen, self.ports.lmtp))
-    }
-    pub fn smtp_addr(&self) -> SocketAddr {
-        SocketAddr::from((self.listen, self.ports.smtp))
-    }
-    /// Login name of user `n`.
-    pub fn user(&self, n: u32) -> String {
-        self.users.name(n)
-    }
-    /// Mail address of user `n` (`user7@lab.test`).
-    pub fn address(&self, n: u32) -> String {
-        format!("{}@{}", self.users.name(n), self.domain)
-    }
-
-    fn matches(&self, cfg: &LabConfig) -> bool {
-        self.listen == cfg.listen
-            && self.ports == cfg.ports
-            && self.users.count == cfg.users
-            && self.backend == cfg.backend
-    }
-
-    fn settings(&self) -> String {
-        format!(
-            "listen {}, ports imap {} imaps {} lmtp {} smtp {}, {} users, backend {}",
-            self.listen,
-            self.ports.imap,
-            self.ports.imaps,
-            self.ports.lmtp,
-            self.ports.smtp,
-            self.users.count,
-            self.backend
-        )
-    }
-}
-
-impl fmt::Display for LabInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let users = self.users.range();
-        writeln!(f, "  IMAP     {} (STARTTLS)", self.imap_addr())?;
-        writeln!(f, "  IMAPS    {}", self.imaps_addr())?;
-        writeln!(f, "  LMTP     {}", self.lmtp_addr())?;
-        writeln!(f, "  SMTP     {} (AUTH, STARTTLS)", self.smtp_addr())?;
-        writeln!(
-            f,
-            "  users    {}..{} @{}, password {:?}",
-            self.users.name(*users.start()),
-            self.users.name(*users.end()),
-            self.domain,
-            self.users.password
-        )?;
-        writeln!(f, "  backend  {}", self.backend)?;
-        writeln!(f, "  CA       {}", self.ca_file.display())?;
-        writeln!(
-            f,
-            "  dovecot  pid {}, log {}",
-            self.dovecot.pid,
-            self.dovecot.log_file.display()
-        )?;
-        writeln!(
-            f,
-            "  postfix  pid {}, log {}",
-            self.postfix.pid,
-            self.postfix.log_file.display()
-        )?;
-        write!(
-            f,
-            "  info     {}",
-            Layout::new(&self.dir).info_file().display()
-        )
-    }
-}
-
-/// Errors of the lab. Each message names the fix.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LabError {
-    #[error("--listen {0} is not a loopback address: the lab only listens on 127.0.0.0/8")]
-    NotLoopback(Ipv4Addr),
-    #[error("invalid lab setting: {0}")]
-    InvalidConfig(String),
-    #[error(
-        "the lab must run as root (Dovecot switches to the mail user `{MAIL_USER}`); \
-         run it with sudo or in the CI container"
-    )]
-    NotRoot,
-    #[error(
-        "missing Debian packages: {packages}; install them with \
-         `apt-get install -y --no-install-recommends {packages}` (or run ci/install-deps)",
-        packages = .packages.join(" ")
-    )]
-    MissingPackages { packages: Vec<String> },
-    #[error(
-        "{what} port {addr} is already in use (another lab? see `mailswarm lab status`); \
-         pick another with --{flag}"
-    )]
-    PortInUse {
-        what: &'static str,
-        addr: SocketAddr,
-        flag: &'static str,
-    },
-    #[error(
-        "a lab already runs in {} with other settings ({running}); \
-         stop it first with `mailswarm lab down --dir {}`",
-        .dir.display(), .dir.display()
-    )]
-    AlreadyRunning { dir: PathBuf, running: String },
-    #[error("no lab runs in {} (no lab.json); start one with `mailswarm lab up --dir {}`",
-        .dir.display(), .dir.display())]
-    NotRunning { dir: PathBuf },
-    #[error("{} is not a valid lab.json ({source}); run `mailswarm lab down` and `up` again",
-        .path.display())]
-    BadInfo {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error("{server} did not start: {detail}{}", log_suffix(.log_tail))]
-    StartFailed {
-        server: &'static str,
-        detail: String,
-        log_tail: String,
-    },
-    #[error("{what} on {addr} {why} (last error: {last}){}", log_suffix(.log_tail))]
-    NotReady {
-        what: &'static str,
-        addr: SocketAddr,
-        why: String,
-        last: String,
-        log_tail: String,
-    },
-    #[error("{what} failed: {output}")]
-    Command { what: String, output: String },
-    #[error("making the lab certificates: {0}")]
-    Tls(rcgen::Error),
-    #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
-}
-
-fn log_suffix(tail: &str) -> String {
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("\nlast log lines:\n{tail}")
-    }
-}
-
-impl LabError {
-    fn io(context: impl Into<String>, source: io::Error) -> LabError {
-        LabError::Io {
-            context: context.into(),
-            source,
-        }
-    }
 }
 
 /// What `up` did.
@@ -642,143 +390,6 @@ pub fn down(dir: impl AsRef<Path>) -> Result<DownReport, LabError> {
     Ok(report)
 }
 
-/// One listener as seen by `status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenerStatus {
-    pub what: &'static str,
-    pub addr: SocketAddr,
-    /// The first line it sent, or the error.
-    pub greeting: Result<String, String>,
-}
-
-/// What runs in a lab directory.
-#[derive(Debug, Clone)]
-pub struct LabStatus {
-    pub dir: PathBuf,
-    /// `lab.json`, when present.
-    pub info: Option<LabInfo>,
-    pub dovecot: Option<u32>,
-    pub postfix: Option<u32>,
-    pub listeners: Vec<ListenerStatus>,
-    pub limits: HostLimits,
-    pub warnings: Vec<String>,
-}
-
-impl LabStatus {
-    /// Both servers run and every listener greets.
-    pub fn is_running(&self) -> bool {
-        self.info.is_some()
-            && self.dovecot.is_some()
-            && self.postfix.is_some()
-            && self.listeners.iter().all(|l| l.greeting.is_ok())
-    }
-}
-
-/// Inspects the lab in `dir` without changing anything.
-pub fn status(dir: impl AsRef<Path>) -> Result<LabStatus, LabError> {
-    let mut dir = absolute(dir.as_ref())?;
-    if let Ok(real) = fs::canonicalize(&dir) {
-        dir = real;
-    }
-    let layout = Layout::new(&dir);
-    let info = match LabInfo::load(&dir) {
-        Ok(info) => Some(info),
-        Err(LabError::NotRunning { .. }) => None,
-        Err(err) => return Err(err),
-    };
-    let dovecot = dovecot::running(&layout);
-    let postfix = postfix::running(&layout);
-    let mut listeners = Vec::new();
-    let mut warnings = Vec::new();
-    if let Some(info) = &info {
-        for (what, addr, tls) in [
-            ("IMAP", info.imap_addr(), false),
-            ("IMAPS", info.imaps_addr(), true),
-            ("LMTP", info.lmtp_addr(), false),
-            ("SMTP", info.smtp_addr(), false),
-        ] {
-            let greeting = if tls {
-                probe::tls_greeting(addr, &info.ca_file)
-            } else {
-                probe::greeting(addr)
-            };
-            listeners.push(ListenerStatus {
-                what,
-                addr,
-                greeting: greeting.map_err(|e| e.to_string()),
-            });
-        }
-        if dovecot.is_some_and(|pid| pid != info.dovecot.pid)
-            || postfix.is_some_and(|pid| pid != info.postfix.pid)
-        {
-            warnings
-                .push("a server was restarted outside `lab up`; pids differ from lab.json".into());
-        }
-    } else if dovecot.is_some() || postfix.is_some() {
-        warnings.push(format!(
-            "servers run without lab.json; stop them with `mailswarm lab down --dir {}`",
-            dir.display()
-        ));
-    }
-    let limits = HostLimits::read();
-    warnings.extend(limits.warnings(u64::from(IMAP_PROCESS_LIMIT)));
-    Ok(LabStatus {
-        dir,
-        info,
-        dovecot,
-        postfix,
-        listeners,
-        limits,
-        warnings,
-    })
-}
-
-impl fmt::Display for LabStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = if self.is_running() {
-            "running"
-        } else if self.dovecot.is_some() || self.postfix.is_some() {
-            "partly running"
-        } else {
-            "not running"
-        };
-        writeln!(f, "lab in {}: {state}", self.dir.display())?;
-        let pid = |p: Option<u32>| p.map_or("not running".to_string(), |p| format!("pid {p}"));
-        writeln!(f, "  dovecot  {}", pid(self.dovecot))?;
-        writeln!(f, "  postfix  {}", pid(self.postfix))?;
-        for l in &self.listeners {
-            match &l.greeting {
-                Ok(line) => writeln!(f, "  {:<8} {} ok: {line}", l.what, l.addr)?,
-                Err(err) => writeln!(f, "  {:<8} {} DOWN: {err}", l.what, l.addr)?,
-            }
-        }
-        if let Some(info) = &self.info {
-            let users = info.users.range();
-            writeln!(
-                f,
-                "  users    {}..{} @{}, password {:?}",
-                info.users.name(*users.start()),
-                info.users.name(*users.end()),
-                info.domain,
-                info.users.password
-            )?;
-            writeln!(f, "  CA       {}", info.ca_file.display())?;
-        }
-        let show = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
-        writeln!(
-            f,
-            "  host     inotify instances {}, watches {}, pid_max {}",
-            show(self.limits.inotify_instances),
-            show(self.limits.inotify_watches),
-            show(self.limits.pid_max)
-        )?;
-        for w in &self.warnings {
-            writeln!(f, "warning: {w}")?;
-        }
-        Ok(())
-    }
-}
-
 fn validate(cfg: &LabConfig) -> Result<(), LabError> {
     if !cfg.listen.is_loopback() {
         return Err(LabError::NotLoopback(cfg.listen));
@@ -850,7 +461,7 @@ fn validate_dir(dir: &Path) -> Result<(), LabError> {
     Ok(())
 }
 
-fn absolute(dir: &Path) -> Result<PathBuf, LabError> {
+pub(crate) fn absolute(dir: &Path) -> Result<PathBuf, LabError> {
     if dir.is_absolute() {
         return Ok(dir.to_path_buf());
     }
@@ -890,31 +501,9 @@ fn lock(layout: &Layout) -> Result<fs::File, LabError> {
     Ok(file)
 }
 
-/// Writes `lab.json` atomically (readers never see half a file).
-fn write_info(layout: &Layout, info: &LabInfo) -> Result<(), LabError> {
-    let path = layout.info_file();
-    let tmp = path.with_extension("json.tmp");
-    let json = serde_json::to_string_pretty(info).map_err(|source| LabError::BadInfo {
-        path: path.clone(),
-        source,
-    })?;
-    fs::write(&tmp, json + "\n")
-        .and_then(|()| fs::rename(&tmp, &path))
-        .map_err(|e| LabError::io(format!("writing {}", path.display()), e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn defaults_are_the_documented_ports() {
-        let ports = LabPorts::default();
-        assert_eq!(
-            (ports.imap, ports.imaps, ports.lmtp, ports.smtp),
-            (10143, 10993, 10024, 10025)
-        );
-    }
 
     #[test]
     fn non_loopback_listen_is_refused() {
@@ -960,52 +549,5 @@ mod tests {
         let long = format!("/tmp/{}", "x".repeat(80));
         let err = validate_dir(Path::new(&long)).unwrap_err().to_string();
         assert!(err.contains("107-byte"), "{err}");
-    }
-
-    #[test]
-    fn lab_json_round_trips_and_missing_file_says_how_to_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = LabInfo::load(dir.path()).unwrap_err();
-        assert!(matches!(err, LabError::NotRunning { .. }));
-        assert!(err.to_string().contains("mailswarm lab up --dir"));
-
-        let layout = Layout::new(dir.path());
-        let server = |name: &str| ServerInfo {
-            pid: 42,
-            pid_file: dir.path().join(name),
-            log_file: dir.path().join("log"),
-            config: dir.path().join("conf"),
-        };
-        let info = LabInfo {
-            version: INFO_VERSION,
-            dir: dir.path().to_path_buf(),
-            listen: Ipv4Addr::LOCALHOST,
-            ports: LabPorts::default(),
-            users: LabUsers {
-                pattern: USER_PATTERN.into(),
-                first: 1,
-                count: 3,
-                password: PASSWORD.into(),
-            },
-            domain: DOMAIN.into(),
-            backend: "b1".into(),
-            ca_file: layout.ca_cert(),
-            dovecot: server("d.pid"),
-            postfix: server("p.pid"),
-            started_unix: 1,
-        };
-        write_info(&layout, &info).unwrap();
-        let loaded = LabInfo::load(dir.path()).unwrap();
-        assert_eq!(loaded, info);
-        assert_eq!(loaded.user(3), "user3");
-        assert_eq!(loaded.address(2), "user2@lab.test");
-        assert_eq!(loaded.users.range(), 1..=3);
-        assert_eq!(loaded.imap_addr().to_string(), "127.0.0.1:10143");
-
-        fs::write(layout.info_file(), "{ not json").unwrap();
-        assert!(matches!(
-            LabInfo::load(dir.path()),
-            Err(LabError::BadInfo { .. })
-        ));
     }
 }

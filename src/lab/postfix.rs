@@ -56,7 +56,9 @@ local_recipient_maps =
 local_transport = error:the lab has no local delivery
 alias_maps =
 alias_database =
-inet_interfaces = {listen}
+# Postfix only accepts addresses configured on an interface here, and 127.0.0.2.. are not
+# (they are routed to lo); the smtpd line in master.cf binds the lab address itself.
+inet_interfaces = loopback-only
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 biff = no
@@ -222,8 +224,7 @@ pub(crate) fn start(layout: &Layout) -> Result<u32, LabError> {
     unsafe {
         command.pre_exec(system::raise_nofile_limit);
     }
-    let out_file = layout.log_dir().join("postfix-start.out");
-    let (status, printed) = process::run_launcher(&mut command, &out_file)
+    let (status, printed) = process::run_on_pty(&mut command)
         .map_err(|e| LabError::io("running /usr/sbin/postfix", e))?;
     let failed = |detail: String| LabError::StartFailed {
         server: "postfix",

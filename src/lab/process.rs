@@ -196,6 +196,77 @@ pub(crate) fn run_launcher(
     Ok((status, printed.trim().to_string()))
 }
 
+/// Like [`run_launcher`], but with stdout/stderr on a pseudo-terminal. Postfix commands
+/// report errors on stderr only when it is a terminal (otherwise to syslog, which a
+/// container may not have), so this is the only way to show why `postfix start` failed.
+/// The output is read while the command runs (a full pty buffer would block it) and capped.
+pub(crate) fn run_on_pty(command: &mut Command) -> std::io::Result<(ExitStatus, String)> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: out-pointers are valid; name/termios/winsize may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openpty returned two fresh descriptors that nothing else owns.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        libc::fcntl(master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave))
+        .spawn()?;
+    // Our copies of the slave live in `command`; replace them so only the child holds it.
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+
+    const MAX_OUTPUT: usize = 64 * 1024;
+    let mut output = Vec::new();
+    let drain = |output: &mut Vec<u8>| {
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reading into a live buffer of the given length.
+            let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return; // EAGAIN (nothing yet), EIO (all writers closed) or EOF
+            }
+            if output.len() < MAX_OUTPUT {
+                output.extend_from_slice(&buf[..n as usize]);
+            }
+        }
+    };
+    let status = loop {
+        drain(&mut output);
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        let mut poll = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe {
+            libc::poll(&mut poll, 1, 20);
+        }
+    };
+    drain(&mut output);
+    let text = String::from_utf8_lossy(&output).replace("\r\n", "\n");
+    Ok((status, text.trim().to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +300,15 @@ mod tests {
         assert_eq!(read_pid_file(&file), None);
         fs::write(&file, "1\n").unwrap();
         assert_eq!(read_pid_file(&file), None, "never treat init as ours");
+    }
+
+    #[test]
+    fn pty_output_is_captured_with_the_exit_status() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "test -t 2 && echo 'on a tty' >&2; exit 3"]);
+        let (status, text) = run_on_pty(&mut cmd).unwrap();
+        assert_eq!(status.code(), Some(3));
+        assert_eq!(text, "on a tty");
     }
 
     #[test]
