@@ -3,7 +3,9 @@
 
 mod common;
 mod compare;
+mod engine;
 mod gate;
+mod gate_lab;
 mod imap;
 mod lab;
 mod sink;
