@@ -65,7 +65,13 @@ delivery:
 fn mixed_run_measures_imap_and_lmtp_without_errors() {
     let dir = scratch("mixed");
     let path = scenario(&dir, "mixed", "8s", MIX);
-    let out = run(&["run", path.to_str().unwrap(), "--out", dir.to_str().unwrap(), "-q"]);
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "-q",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let r = results(&dir);
     assert_eq!(r["schema_version"], 1);
@@ -77,7 +83,13 @@ fn mixed_run_measures_imap_and_lmtp_without_errors() {
         .filter(|c| c["protocol"] == "imap" && c["count"].as_u64() > Some(0))
         .count();
     assert!(imap_kinds >= 6, "only {imap_kinds} IMAP command kinds");
-    for metric in ["imap.login", "imap.select", "imap.append", "imap.idle", "lmtp.data"] {
+    for metric in [
+        "imap.login",
+        "imap.select",
+        "imap.append",
+        "imap.idle",
+        "lmtp.data",
+    ] {
         let c = command(&r, metric).unwrap_or_else(|| panic!("{metric} missing"));
         assert!(c["count"].as_u64().unwrap() > 0, "{metric}");
         let (p50, p99) = (c["p50_us"].as_u64().unwrap(), c["p99_us"].as_u64().unwrap());
@@ -131,10 +143,21 @@ mix:
             .collect();
         traces.push(lines);
     }
-    let common: Vec<_> = traces[0].keys().filter(|k| traces[1].contains_key(k)).collect();
-    assert!(common.len() >= 40, "only {} sessions in common", common.len());
+    let common: Vec<_> = traces[0]
+        .keys()
+        .filter(|k| traces[1].contains_key(k))
+        .collect();
+    assert!(
+        common.len() >= 40,
+        "only {} sessions in common",
+        common.len()
+    );
     for key in common {
-        assert_eq!(traces[0][key], traces[1][key], "user {} session {}", key.0, key.1);
+        assert_eq!(
+            traces[0][key], traces[1][key],
+            "user {} session {}",
+            key.0, key.1
+        );
     }
 }
 
@@ -143,7 +166,13 @@ fn ctrl_c_still_writes_results() {
     let dir = scratch("interrupt");
     let path = scenario(&dir, "interrupt", "60s", MIX);
     let mut child = mailswarm()
-        .args(["run", path.to_str().unwrap(), "--out", dir.to_str().unwrap(), "-q"])
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+            "-q",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -154,7 +183,10 @@ fn ctrl_c_still_writes_results() {
     }
     let started = Instant::now();
     let status = child.wait().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(20), "drain is bounded");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "drain is bounded"
+    );
     assert_eq!(status.code(), Some(2), "an interrupted run is not a pass");
     let r = results(&dir);
     assert_eq!(r["run"]["interrupted"], true);
@@ -165,11 +197,16 @@ fn ctrl_c_still_writes_results() {
 #[test]
 fn failed_threshold_exits_1_and_is_recorded() {
     let dir = scratch("threshold");
-    let body = format!(
-        "{MIX}thresholds:\n  imap.login: \"p50 < 1us\"\n  imap.select.errors: \"== 0\"\n"
-    );
+    let body =
+        format!("{MIX}thresholds:\n  imap.login: \"p50 < 1us\"\n  imap.select.errors: \"== 0\"\n");
     let path = scenario(&dir, "threshold", "3s", &body);
-    let out = run(&["run", path.to_str().unwrap(), "--out", dir.to_str().unwrap(), "-q"]);
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "-q",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("threshold FAIL: imap.login"), "{stdout}");
@@ -190,8 +227,18 @@ fn scenario_errors_exit_2_with_line_and_column() {
     let good = scenario(&dir, "bad", "3s", MIX);
     let text = std::fs::read_to_string(&good).unwrap();
     let cases = [
-        ("unknown-key", text.replace("  count: 40\n", "  count: 40\n  colour: blue\n"), ":9:3:", "colour"),
-        ("string-for-number", text.replace("count: 40", "count: forty"), ":8:10:", "forty"),
+        (
+            "unknown-key",
+            text.replace("  count: 40\n", "  count: 40\n  colour: blue\n"),
+            ":9:3:",
+            "colour",
+        ),
+        (
+            "string-for-number",
+            text.replace("count: 40", "count: forty"),
+            ":8:10:",
+            "forty",
+        ),
         (
             "bad-threshold",
             format!("{text}thresholds:\n  imap.fetch: \"p99 < 50 parsecs\"\n"),
@@ -202,11 +249,19 @@ fn scenario_errors_exit_2_with_line_and_column() {
     for (name, yaml, place, word) in cases {
         let path = dir.join(format!("{name}.yaml"));
         std::fs::write(&path, yaml).unwrap();
-        let out = run(&["run", path.to_str().unwrap(), "--out", dir.join(name).to_str().unwrap()]);
+        let out = run(&[
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            dir.join(name).to_str().unwrap(),
+        ]);
         assert_eq!(out.status.code(), Some(2), "{name}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(place), "{name}: {stderr}");
         assert!(stderr.contains(word), "{name}: {stderr}");
-        assert!(!dir.join(name).join("results.json").exists(), "{name}: nothing ran");
+        assert!(
+            !dir.join(name).join("results.json").exists(),
+            "{name}: nothing ran"
+        );
     }
 }

@@ -32,8 +32,8 @@ load:
   sessions: 6
   ramp_up: 1s
 mix:
-  - reader: {{weight: 3, actions: {{fixed: 4}}, think: {{fixed: 100ms}}}}
-  - writer: {{weight: 1, think: {{fixed: 100ms}}, expunge_probability: 0.0}}
+  - reader: {weight: 3, actions: {fixed: 4}, think: {fixed: 100ms}}
+  - writer: {weight: 1, think: {fixed: 100ms}, expunge_probability: 0.0}
 thresholds:
   errors: "< 1%"
 "#;
@@ -66,8 +66,11 @@ fn detour(dir: &Path, imap_port: u16) -> PathBuf {
     detour
 }
 
-/// Generous tolerances: CI machines are noisy, and the proxy's delay is far outside them.
-const TOLERANCE: [&str; 4] = ["--tolerance", "p99=100%,p50=100%", "--noise-floor", "10ms"];
+/// Medians only, with a generous band: a 6-second run has a few dozen APPENDs, so their p99 is
+/// one sample, and on a 2-core CI machine running other tests beside this one a single fsync
+/// took 49 ms against a 7 ms baseline. The proxy's 40 ms per command moves every median far
+/// past the band, so the slowed run still fails.
+const TOLERANCE: [&str; 4] = ["--tolerance", "p99=off,p50=100%", "--noise-floor", "15ms"];
 
 #[test]
 fn gate_passes_twice_on_a_healthy_lab_and_fails_on_a_slowed_one() {
@@ -79,7 +82,11 @@ fn gate_passes_twice_on_a_healthy_lab_and_fails_on_a_slowed_one() {
     let lab_dir = common::lab().dir.clone();
 
     let out = run_into(&scenario, &lab_dir, &dir.join("first"));
-    assert_eq!(out.status.code(), Some(0), "the run passes its own thresholds");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the run passes its own thresholds"
+    );
     let first = dir.join("first/results.json");
     let out = mailswarm(&[
         "gate",
@@ -112,13 +119,18 @@ fn gate_passes_twice_on_a_healthy_lab_and_fails_on_a_slowed_one() {
             "healthy run {run}: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        assert!(std::fs::read_to_string(&junit).unwrap().contains("<testsuites"));
+        assert!(std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("<testsuites"));
     }
 
     // Every server-to-client chunk of IMAP now waits 40 ms: each command pays at least that.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let proxy = runtime
-        .block_on(LatencyProxy::start(common::lab().imap_addr(), Duration::from_millis(40)))
+        .block_on(LatencyProxy::start(
+            common::lab().imap_addr(),
+            Duration::from_millis(40),
+        ))
         .unwrap();
     let slow_lab = detour(&dir, proxy.local_addr().port());
     // The slowed run may still pass its own loose thresholds: it is the baseline that fails it.
@@ -138,8 +150,13 @@ fn gate_passes_twice_on_a_healthy_lab_and_fails_on_a_slowed_one() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     for regressed in ["imap.select", "imap.uid_fetch"] {
-        assert!(stdout.contains(regressed), "{regressed} not named: {stdout}");
+        assert!(
+            stdout.contains(regressed),
+            "{regressed} not named: {stdout}"
+        );
     }
-    assert!(std::fs::read_to_string(&markdown).unwrap().contains("imap.select"));
+    assert!(std::fs::read_to_string(&markdown)
+        .unwrap()
+        .contains("imap.select"));
     drop(proxy);
 }

@@ -21,18 +21,26 @@ pub enum ScenarioError {
 }
 
 impl ScenarioError {
-    pub(crate) fn from_yaml(file: &str, err: &serde_saphyr::Error) -> ScenarioError {
+    /// `source` is the YAML text: serde-saphyr's messages for scalars of the wrong type
+    /// ("invalid u64") do not quote the value, so it is taken from the source at the location.
+    pub(crate) fn from_yaml(file: &str, source: &str, err: &serde_saphyr::Error) -> ScenarioError {
         let (line, column) = err
             .location()
             .map(|loc| (loc.line(), loc.column()))
             .unwrap_or((0, 0));
         let message = err.without_snippet().to_string();
         let hint = hint_for(&message);
+        let mut message = first_line(&message);
+        if let Some(value) = scalar_at(source, line, column) {
+            if message.starts_with("invalid") && !message.contains(value) {
+                message = format!("{message}, found `{value}`");
+            }
+        }
         ScenarioError::Invalid {
             file: file.to_string(),
             line,
             column,
-            message: first_line(&message),
+            message,
             hint,
         }
     }
@@ -65,13 +73,23 @@ fn first_line(message: &str) -> String {
     }
 }
 
+/// The plain scalar starting at `line:column` (1-based), without a trailing comment.
+fn scalar_at(source: &str, line: u64, column: u64) -> Option<&str> {
+    let text = source
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let rest = text.get(usize::try_from(column).ok()?.checked_sub(1)?..)?;
+    let value = rest.split(" #").next()?.trim();
+    (!value.is_empty() && value.len() <= 80).then_some(value)
+}
+
 /// serde's messages say what was wrong; these say what to do about the common cases.
 fn hint_for(message: &str) -> Option<String> {
     if message.contains("unknown field") {
         Some("check the spelling; the scenario reference in README.md lists every key".into())
     } else if message.contains("unknown variant") {
         Some("use one of the names listed in the message".into())
-    } else if message.contains("invalid type") {
+    } else if message.contains("invalid type") || message.starts_with("invalid ") {
         Some("this key takes a value of the type named in the message".into())
     } else if message.contains("missing field") {
         Some("add the key; README.md's scenario reference shows an example".into())

@@ -39,10 +39,10 @@ pub fn load_str(source: &str, path: Option<&str>) -> Result<LoadedScenario, Scen
     let file = path.unwrap_or("<scenario>");
     let options = serde_saphyr::options! { strict_booleans: true };
     let scenario: Scenario = serde_saphyr::from_str_with_options(source, options.clone())
-        .map_err(|err| ScenarioError::from_yaml(file, &err))?;
+        .map_err(|err| ScenarioError::from_yaml(file, source, &err))?;
     scenario.validate(file)?;
     let value: serde_json::Value = serde_saphyr::from_str_with_options(source, options)
-        .map_err(|err| ScenarioError::from_yaml(file, &err))?;
+        .map_err(|err| ScenarioError::from_yaml(file, source, &err))?;
     let canonical = serde_json::to_vec(&value).expect("a JSON value serializes");
     let digest = format!("{:x}", Sha256::digest(&canonical));
     Ok(LoadedScenario {
