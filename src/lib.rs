@@ -8,6 +8,7 @@
 //! against; `conformance` is the RFC check suite; `cli` glues the commands together.
 
 pub mod cli;
+pub mod conformance;
 pub mod engine;
 pub mod gate;
 pub mod lab;

@@ -4,6 +4,7 @@
 
 mod bench;
 mod compare;
+mod conform;
 mod execute;
 mod gate;
 mod lab;
@@ -35,6 +36,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Pass/fail a finished run against its thresholds, a baseline and conformance results.
     Gate(gate::GateArgs),
+    /// RFC conformance checks of an IMAP server (and its SMTP/LMTP endpoints); JUnit and JSON.
+    Conform(conform::ConformArgs),
     /// Compare runs: p50, p99 and errors per command against the first run.
     Compare(compare::CompareArgs),
     Sink(sink::SinkArgs),
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Lab(cmd) => lab::run(cmd),
         Command::Run(args) => run::run(args),
         Command::Gate(args) => gate::run(args),
+        Command::Conform(args) => conform::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Sink(args) => sink::run(args),
         Command::Bench(cmd) => bench::run(cmd),

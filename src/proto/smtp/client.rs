@@ -267,6 +267,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
         Ok(reply)
     }
 
+    /// Sends `bytes` exactly as given (one or more CRLF-terminated lines) and reads one reply,
+    /// whatever its code. For conformance checks that need commands the typed API refuses to
+    /// build (unknown verbs, AUTH without an initial response, pipelined groups).
+    pub async fn raw_command(&mut self, bytes: &[u8]) -> Result<Reply, SmtpError> {
+        self.command("raw command", bytes).await
+    }
+
+    /// Reads the next reply (after [`raw_command`](Self::raw_command) on a pipelined group, or
+    /// after [`write_bytes`](Self::write_bytes)).
+    pub async fn next_reply(&mut self) -> Result<Reply, SmtpError> {
+        self.read_reply("raw command").await
+    }
+
+    /// Writes `bytes` without reading anything (message content, a pipelined group).
+    pub async fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), SmtpError> {
+        self.write_raw("raw command", bytes).await
+    }
+
+    /// Bytes received but not yet taken as a reply: after a command's reply there should be
+    /// none (a STARTTLS injection leaves some).
+    pub fn unread(&self) -> &[u8] {
+        self.replies.pending()
+    }
+
     /// Sends a command whose only success is 250.
     async fn simple(&mut self, verb: &'static str, line: &[u8]) -> Result<Reply, SmtpError> {
         let reply = self.command(verb, line).await?;

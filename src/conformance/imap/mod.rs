@@ -1,0 +1,12 @@
+//! IMAP checks (RFC 9051 / RFC 3501 and extensions), one submodule per area, each with its
+//! own `CHECKS` table. [`checks`] gives them in report order.
+
+mod select;
+
+use super::Check;
+
+/// Every IMAP check, in report order.
+pub fn checks() -> Vec<Check> {
+    let tables: &[&[Check]] = &[select::CHECKS];
+    tables.iter().flat_map(|t| t.iter().copied()).collect()
+}
