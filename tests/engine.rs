@@ -104,6 +104,36 @@ fn mixed_run_measures_imap_and_lmtp_without_errors() {
     assert_eq!(counters["sessions.started"], counters["sessions.completed"]);
 }
 
+/// `checks: strict` on a healthy Dovecot under a mix that expunges while others fetch and
+/// IDLE: every state rule is examined and none is broken, and a threshold can gate on it.
+#[test]
+fn strict_checks_find_no_violations_on_a_healthy_lab() {
+    let dir = scratch("strict");
+    let body = format!("{MIX}checks: strict\nthresholds:\n  checks.violations: \"== 0\"\n");
+    let path = scenario(&dir, "strict", "6s", &body);
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let r = results(&dir);
+    let checks = &r["extra"]["checks"];
+    assert_eq!(checks["mode"], "strict", "{r:#}");
+    assert_eq!(checks["violations"], 0, "{checks:#}");
+    assert!(checks["observed"].as_u64().unwrap() > 50, "{checks:#}");
+    let by_id = checks["by_id"].as_object().unwrap();
+    assert_eq!(by_id.len(), 6, "{checks:#}");
+    assert!(by_id.contains_key("imap.seq.no-expunge-during-fetch-store-search"));
+    assert!(checks["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["status"] == "pass"));
+}
+
 #[test]
 fn same_seed_gives_each_user_the_same_actions() {
     let dir = scratch("determinism");

@@ -124,6 +124,12 @@ pub async fn execute(
             serde_json::to_value(&audit).expect("the audit report serializes"),
         );
     }
+    if let Some(checks) = &run_plan.checks {
+        results.extra.insert(
+            "checks".to_string(),
+            serde_json::to_value(checks.summary()).expect("the checks summary serializes"),
+        );
+    }
     report::attach_server_summary(&mut results, &server);
     let definitions: BTreeMap<String, String> = s
         .scenario

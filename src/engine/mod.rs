@@ -5,6 +5,7 @@
 //! session of hers runs, and only a running session owns a task and a socket.
 
 pub mod audit;
+pub mod checks;
 pub mod delivery;
 pub mod message;
 pub mod plan;

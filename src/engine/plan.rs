@@ -11,9 +11,12 @@ use std::time::Duration;
 use crate::metrics::ServerTarget;
 use crate::proto::tls::TlsSettings;
 use crate::proto::Secret;
-use crate::scenario::{Behaviour, DeliverySpec, LoadedScenario, Model, ServerSpec, TlsMode};
+use crate::scenario::{
+    Behaviour, ChecksMode, DeliverySpec, LoadedScenario, Model, ServerSpec, TlsMode,
+};
 
 use super::audit::Auditor;
+use super::checks::StateChecks;
 use super::population::{user_rng, Population, UserId};
 use super::trace::ActionTrace;
 use rand::RngExt;
@@ -94,6 +97,8 @@ pub struct RunPlan {
     /// Present when the scenario asks for the delivery audit.
     pub audit: Option<Auditor>,
     pub audit_grace: Duration,
+    /// Present with `checks: strict`.
+    pub checks: Option<StateChecks>,
     pub trace: Option<ActionTrace>,
     /// Names this run in generated messages (`X-Mailswarm-Id: <run_id>-<n>`); derived from
     /// the scenario name and seed so message bytes are reproducible.
@@ -398,6 +403,7 @@ pub async fn build(
     };
     let plan = RunPlan {
         audit: s.audit.then(Auditor::new),
+        checks: (s.checks == ChecksMode::Strict).then(StateChecks::new),
         audit_grace: s.audit_grace.0,
         server,
         run_id,

@@ -53,6 +53,20 @@ pub struct Scenario {
     /// the lab's Dovecot; otherwise nothing is sampled.
     #[serde(default)]
     pub server: Option<ServerSpec>,
+    /// `strict`: check the server's mailbox state rules on every response during the run
+    /// (EXISTS/EXPUNGE numbering, UID order, UIDVALIDITY, APPENDUID) and count violations by
+    /// check id in `results.json` (`checks`). `off` (default) only parses strictly.
+    #[serde(default)]
+    pub checks: ChecksMode,
+}
+
+/// Whether `mailswarm run` checks state rules while it loads the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksMode {
+    #[default]
+    Off,
+    Strict,
 }
 
 /// One way to find the server under test; give exactly one.

@@ -85,11 +85,16 @@ pub async fn run_actions(
                 let info = imap
                     .timed("SELECT", async |c| c.select(mailbox).await)
                     .await?;
+                if let Some(checks) = imap.checks() {
+                    checks.selected(&imap.login, mailbox, info.uid_validity);
+                }
                 state.exists = info.exists;
             }
-            Action::ListHeaders { count } => list(imap, &mut state, count, HEADER_ITEMS).await?,
+            Action::ListHeaders { count } => {
+                list(imap, mailbox, &mut state, count, HEADER_ITEMS).await?
+            }
             Action::ListEnvelopes { count } => {
-                list(imap, &mut state, count, ENVELOPE_ITEMS).await?
+                list(imap, mailbox, &mut state, count, ENVELOPE_ITEMS).await?
             }
             Action::Open { pick, peek } => {
                 if let Some(uid) = state.pick(pick) {
@@ -196,6 +201,7 @@ pub async fn run_actions(
 
 async fn list(
     imap: &mut Imap,
+    mailbox: &str,
     state: &mut SessionState,
     count: u32,
     items: &[FetchItem<'static>],
@@ -210,6 +216,9 @@ async fn list(
     let listed = imap
         .timed("FETCH", async |c| c.fetch(&set, items).await)
         .await?;
+    if let Some(checks) = imap.checks() {
+        checks.fetch_answer(&imap.login, mailbox, &listed);
+    }
     state.uids = listed.iter().filter_map(|m| m.uid).collect();
     Ok(())
 }
@@ -240,10 +249,15 @@ async fn append(
     };
     let message = build_message(&mut rng, &params);
     let target = if to_sent { "Sent" } else { mailbox };
-    imap.timed("APPEND", async |c| {
-        c.append(target, &[Flag::Seen], None, &message).await
-    })
-    .await?;
+    let appended = imap
+        .timed("APPEND", async |c| {
+            c.append(target, &[Flag::Seen], None, &message).await
+        })
+        .await?;
+    if let (Some(checks), Some(uid), false) = (imap.checks(), appended, to_sent) {
+        let selected = imap.client.mailbox().uid_validity();
+        checks.appended(&imap.login, target, selected, uid.uid_validity);
+    }
     if let Some(audit) = &plan.audit {
         if let Some(id) = message_id(&message) {
             audit.accepted(&id, ctx.user, target);
@@ -295,6 +309,9 @@ pub async fn idle(
             let fetched = imap
                 .timed("FETCH", async |c| c.fetch(&set, NEW_MAIL_ITEMS).await)
                 .await?;
+            if let Some(checks) = imap.checks() {
+                checks.fetch_answer(&imap.login, "selected", &fetched);
+            }
             if let Some(audit) = &ctx.plan.audit {
                 for id in fetched
                     .iter()

@@ -14,6 +14,7 @@ use rand::Rng;
 use rand_pcg::Pcg32;
 use tokio::time::Instant;
 
+use super::checks::StateChecks;
 use super::plan::RunPlan;
 use super::population::UserId;
 use super::scheduler::RunSignals;
@@ -88,11 +89,14 @@ impl SessionCtx {
 pub struct Imap {
     pub client: ImapClient<MaybeTlsStream>,
     sink: MetricsSink,
+    /// The run's plan when it checks state rules (`checks: strict`), else `None`.
+    strict: Option<Arc<RunPlan>>,
+    pub login: Box<str>,
 }
 
 impl Imap {
     /// Runs one command, records its latency under `command` (or its error kind), and passes
-    /// the result on.
+    /// the result on. With strict checks, the sequence-number rules are checked after it.
     pub async fn timed<T, F>(&mut self, command: &'static str, op: F) -> Result<T, ImapError>
     where
         F: AsyncFnOnce(&mut ImapClient<MaybeTlsStream>) -> Result<T, ImapError>,
@@ -103,7 +107,18 @@ impl Imap {
             Ok(_) => self.sink.ok(Protocol::Imap, command, started.elapsed()),
             Err(err) => self.sink.error(Protocol::Imap, command, err.kind()),
         }
+        if let Some(plan) = &self.strict {
+            let seen = self.client.take_sequence_violations();
+            if let Some(checks) = &plan.checks {
+                checks.sequence(&self.login, seen);
+            }
+        }
         result
+    }
+
+    /// The run's state-rule checks, when the scenario asks for them.
+    pub fn checks(&self) -> Option<&StateChecks> {
+        self.strict.as_ref().and_then(|plan| plan.checks.as_ref())
     }
 }
 
@@ -179,6 +194,8 @@ async fn open(ctx: &SessionCtx) -> Result<Imap, ErrorKind> {
     let mut imap = Imap {
         client,
         sink: ctx.sink.clone(),
+        strict: ctx.plan.checks.is_some().then(|| ctx.plan.clone()),
+        login: ctx.login.as_str().into(),
     };
     let password = ctx.plan.credentials.password(&ctx.login).clone();
     let login = ctx.login.clone();

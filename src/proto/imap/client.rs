@@ -20,7 +20,8 @@ use super::convert::fetched;
 use super::error::ImapError;
 use super::framing::{Framer, ImapLimits, MessageKind};
 use super::types::{
-    Capabilities, Direction, MailboxEvent, MailboxView, Transcript, TranscriptEntry,
+    Capabilities, Direction, MailboxEvent, MailboxView, SequenceViolations, Transcript,
+    TranscriptEntry,
 };
 use crate::proto::net::{connect_tcp, ConnectOptions};
 
@@ -194,6 +195,11 @@ where
         &self.capabilities
     }
 
+    /// Sequence-number rule breaches seen since the last call (which resets them).
+    pub fn take_sequence_violations(&mut self) -> SequenceViolations {
+        self.view.take_violations()
+    }
+
     /// The selected mailbox as far as the responses so far tell.
     pub fn mailbox(&self) -> &MailboxView {
         &self.view
@@ -283,6 +289,7 @@ where
             )),
             _ => {
                 self.busy = true;
+                self.view.in_seq_command = matches!(command, "FETCH" | "STORE" | "SEARCH");
                 Ok(())
             }
         }
@@ -291,6 +298,7 @@ where
     /// Ends a command: a fatal error poisons the session; the read buffer is given back.
     pub(crate) fn end<T>(&mut self, result: Result<T, ImapError>) -> Result<T, ImapError> {
         self.busy = false;
+        self.view.in_seq_command = false;
         if let Err(err) = &result {
             if err.is_fatal() && self.state != SessionState::LoggedOut {
                 self.state = SessionState::Broken;
@@ -465,9 +473,20 @@ where
             Response::Data(Data::Capability(list)) => {
                 self.capabilities = Capabilities::from_list(list.as_ref());
             }
-            Response::Data(Data::Exists(n)) => self.view.exists = *n,
+            Response::Data(Data::Exists(n)) => {
+                if self.view.selected && *n < self.view.exists {
+                    self.view.violations.exists_decreased += 1;
+                }
+                self.view.exists = *n;
+            }
             Response::Data(Data::Recent(n)) => self.view.recent = *n,
-            Response::Data(Data::Expunge(_)) => {
+            Response::Data(Data::Expunge(seq)) => {
+                if self.view.selected && seq.get() > self.view.exists {
+                    self.view.violations.expunge_out_of_range += 1;
+                }
+                if self.view.in_seq_command {
+                    self.view.violations.expunge_during_fetch_store_search += 1;
+                }
                 self.view.exists = self.view.exists.saturating_sub(1)
             }
             Response::Status(status) => match status.code() {

@@ -48,7 +48,7 @@ pub use framing::ImapLimits;
 pub use types::{
     AppendUid, BodyPart, BodySection, Cap, Capabilities, Direction, FetchItem, FetchedMessage,
     ListEntry, MailboxEvent, MailboxInfo, MailboxStatus, MailboxView, RawExchange, RawResponse,
-    TranscriptEntry,
+    SequenceViolations, TranscriptEntry,
 };
 
 /// The imap-types version the API uses (flags, sequence sets, search keys, envelopes, ...).

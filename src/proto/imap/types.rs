@@ -265,6 +265,28 @@ pub struct MailboxView {
     pub(crate) uid_validity: Option<NonZeroU32>,
     pub(crate) events: VecDeque<MailboxEvent>,
     pub(crate) dropped_events: u64,
+    /// Set while FETCH, STORE or SEARCH (not their UID forms) runs: no EXPUNGE may arrive then.
+    pub(crate) in_seq_command: bool,
+    pub(crate) violations: SequenceViolations,
+}
+
+/// Breaches of the message-sequence-number rules seen on this connection since they were last
+/// taken. A client that trusts them mis-numbers every later message, so they are the
+/// consistency errors that matter most under concurrency.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SequenceViolations {
+    /// `* N EXISTS` lower than the count already known (RFC 9051 5.2: only EXPUNGE shrinks).
+    pub exists_decreased: u32,
+    /// `* N EXPUNGE` with N above the number of messages (RFC 9051 7.5.1).
+    pub expunge_out_of_range: u32,
+    /// EXPUNGE while answering FETCH, STORE or SEARCH (RFC 9051 7.5.1).
+    pub expunge_during_fetch_store_search: u32,
+}
+
+impl SequenceViolations {
+    pub fn is_empty(&self) -> bool {
+        *self == SequenceViolations::default()
+    }
 }
 
 impl MailboxView {
@@ -289,6 +311,11 @@ impl MailboxView {
     /// Events not yet taken by the caller, oldest first.
     pub fn pending_events(&self) -> impl Iterator<Item = &MailboxEvent> {
         self.events.iter()
+    }
+
+    /// Sequence-number rule breaches seen since the last call, which resets them.
+    pub fn take_violations(&mut self) -> SequenceViolations {
+        std::mem::take(&mut self.violations)
     }
 
     /// Events lost because the queue was full (see `ImapLimits::max_queued_events`).

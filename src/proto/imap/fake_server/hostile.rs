@@ -315,3 +315,52 @@ async fn buffer_shrinks_after_a_large_fetch() {
     assert_eq!(imap.buffer_capacity(), 0);
     assert!(imap.heap_bytes() < 1024, "{}", imap.heap_bytes());
 }
+
+/// A server that renumbers behind the client's back: EXISTS shrinking without EXPUNGE, an
+/// EXPUNGE beyond the last message, an EXPUNGE in the middle of a FETCH answer. Each is
+/// counted once, the session stays usable, and taking the counts resets them.
+#[tokio::test]
+async fn sequence_rule_breaches_are_counted() {
+    let (addr, server) = serve(|mut s| async move {
+        s.write_all(GREETING).await.unwrap();
+        let select = read_line(&mut s).await;
+        s.write_all(
+            b"* 5 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY 9] ok\r\nA1 OK [READ-WRITE] done\r\n",
+        )
+        .await
+        .unwrap();
+        let noop = read_line(&mut s).await;
+        s.write_all(b"* 3 EXISTS\r\n* 9 EXPUNGE\r\nA2 OK done\r\n")
+            .await
+            .unwrap();
+        let fetch = read_line(&mut s).await;
+        s.write_all(b"* 1 FETCH (FLAGS ())\r\n* 2 EXPUNGE\r\nA3 OK done\r\n")
+            .await
+            .unwrap();
+        let uid_fetch = read_line(&mut s).await;
+        s.write_all(b"* 1 EXPUNGE\r\nA4 OK done\r\n").await.unwrap();
+        (select, noop, fetch, uid_fetch)
+    })
+    .await;
+    let mut imap = client(addr, ImapLimits::default()).await;
+    imap.select("INBOX").await.unwrap();
+    assert!(imap.take_sequence_violations().is_empty());
+    imap.noop().await.unwrap();
+    let seen = imap.take_sequence_violations();
+    assert_eq!(seen.exists_decreased, 1);
+    assert_eq!(seen.expunge_out_of_range, 1);
+    assert_eq!(seen.expunge_during_fetch_store_search, 0);
+    let one = SequenceSet::try_from(1u32).unwrap();
+    imap.fetch(&one, &[FetchItem::Flags]).await.unwrap();
+    let seen = imap.take_sequence_violations();
+    assert_eq!(seen.expunge_during_fetch_store_search, 1);
+    assert_eq!(seen.exists_decreased + seen.expunge_out_of_range, 0);
+    // UID FETCH may carry EXPUNGE (RFC 9051 7.5.1).
+    imap.uid_fetch(&one, &[FetchItem::Flags]).await.unwrap();
+    assert!(imap.take_sequence_violations().is_empty());
+    let (select, noop, fetch, uid_fetch) = server.await.unwrap();
+    assert!(select.starts_with("A1 SELECT"), "{select}");
+    assert_eq!(noop, "A2 NOOP");
+    assert!(fetch.starts_with("A3 FETCH 1"), "{fetch}");
+    assert!(uid_fetch.starts_with("A4 UID FETCH 1"), "{uid_fetch}");
+}
