@@ -3,6 +3,7 @@
 
 mod common;
 mod compare;
+mod conform;
 mod engine;
 mod gate;
 mod gate_lab;

@@ -205,7 +205,10 @@ pub fn all_checks() -> Vec<Check> {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod table_tests {
     use super::*;
     use std::collections::HashSet;
 
