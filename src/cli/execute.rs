@@ -70,6 +70,7 @@ pub async fn execute(
         steady: run_plan.duration - run_plan.ramp_up - run_plan.ramp_down,
     };
     let started = SystemTime::now();
+    let client_cpu_started = crate::metrics::process_cpu_seconds();
     let (sink, collector) = spawn_collector(phases);
     if !options.quiet {
         let progress = Progress::for_stderr(run_plan.duration);
@@ -131,6 +132,10 @@ pub async fn execute(
         );
     }
     report::attach_server_summary(&mut results, &server);
+    attach_client_cpu(
+        &mut results,
+        crate::metrics::process_cpu_seconds() - client_cpu_started,
+    );
     let definitions: BTreeMap<String, String> = s
         .scenario
         .thresholds
@@ -182,4 +187,22 @@ async fn start_sampler(target: ServerTarget, gauges: Arc<Gauges>) -> Option<Runn
             None
         }
     }
+}
+
+/// `extra.client`: the CPU mailswarm itself used during the run and, when the server's CPU was
+/// sampled, its share of the server's: a load generator that costs as much as the server
+/// measures itself.
+fn attach_client_cpu(results: &mut Results, cpu_s: f64) {
+    let server_cpu = results
+        .extra
+        .get(report::server::EXTRA_KEY)
+        .and_then(|s| s.get("cpu_s"))
+        .and_then(serde_json::Value::as_f64);
+    let round = |v: f64| (v * 1000.0).round() / 1000.0;
+    let mut client = serde_json::json!({ "cpu_s": round(cpu_s) });
+    if let Some(server) = server_cpu.filter(|s| *s > 0.0) {
+        client["server_cpu_s"] = server.into();
+        client["cpu_share_of_server"] = round(cpu_s / server).into();
+    }
+    results.extra.insert("client".to_string(), client);
 }

@@ -143,6 +143,17 @@ async fn run_async(
             bytes / 1024.0
         )?;
     }
+    if let Some(client) = done.results.extra.get("client") {
+        let cpu = client["cpu_s"].as_f64().unwrap_or_default();
+        match client["cpu_share_of_server"].as_f64() {
+            Some(share) => writeln!(
+                stdout,
+                "mailswarm CPU: {cpu:.2} s, {:.1}% of the server's",
+                share * 100.0
+            )?,
+            None => writeln!(stdout, "mailswarm CPU: {cpu:.2} s")?,
+        }
+    }
     writeln!(stdout, "results: {}", out.join("results.json").display())?;
     writeln!(stdout, "report:  {}", out.join("report.html").display())?;
     if done.results.run.interrupted {

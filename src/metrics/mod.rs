@@ -96,3 +96,15 @@ pub struct Sample {
     pub latency_us: u64,
     pub outcome: Result<(), ErrorKind>,
 }
+
+/// User plus system CPU time this process has used so far.
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}

@@ -13,8 +13,9 @@ use clap::Args;
 use serde::Serialize;
 use tokio::sync::Barrier;
 
-use super::{cpu_seconds, write_json, Targets};
+use super::{write_json, Targets};
 use crate::lab::sink::raise_open_files_limit;
+use crate::metrics::process_cpu_seconds as cpu_seconds;
 use crate::proto::imap::{FetchItem, ImapClient, ImapLimits, SequenceSet};
 use crate::proto::net::ConnectOptions;
 use crate::proto::Secret;

@@ -98,18 +98,6 @@ fn rss_bytes() -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
-/// User plus system CPU time this process has used so far.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes the struct we pass.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
-}
-
 fn write_json<T: Serialize>(value: &T, out: Option<&Path>) -> anyhow::Result<ExitCode> {
     let text = serde_json::to_string_pretty(value)? + "\n";
     match out {
