@@ -83,6 +83,7 @@ pub async fn execute(
     let outcome = engine::run(run_plan.clone(), sink, interrupt).await;
     let metrics = collector.finish().await;
     let ended = SystemTime::now();
+    let mut sampler_cpu_s = 0.0;
     let server = match sampler {
         Some(running) => {
             let recording = running.finish().await;
@@ -93,6 +94,7 @@ pub async fn execute(
                     recording.last_error.as_deref().unwrap_or("?")
                 );
             }
+            sampler_cpu_s = recording.sampler_cpu_s;
             recording.samples
         }
         None => Vec::new(),
@@ -135,6 +137,7 @@ pub async fn execute(
     attach_client_cpu(
         &mut results,
         crate::metrics::process_cpu_seconds() - client_cpu_started,
+        sampler_cpu_s,
     );
     let definitions: BTreeMap<String, String> = s
         .scenario
@@ -189,17 +192,21 @@ async fn start_sampler(target: ServerTarget, gauges: Arc<Gauges>) -> Option<Runn
     }
 }
 
-/// `extra.client`: the CPU mailswarm itself used during the run and, when the server's CPU was
-/// sampled, its share of the server's: a load generator that costs as much as the server
-/// measures itself.
-fn attach_client_cpu(results: &mut Results, cpu_s: f64) {
+/// `extra.client`: the CPU mailswarm used generating load (`cpu_s`, without the server
+/// sampler's reads of /proc, `sampler_cpu_s`) and, when the server's CPU was sampled, its share
+/// of the server's: a load generator that costs as much as the server measures itself.
+fn attach_client_cpu(results: &mut Results, total_cpu_s: f64, sampler_cpu_s: f64) {
+    let cpu_s = (total_cpu_s - sampler_cpu_s).max(0.0);
     let server_cpu = results
         .extra
         .get(report::server::EXTRA_KEY)
         .and_then(|s| s.get("cpu_s"))
         .and_then(serde_json::Value::as_f64);
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
-    let mut client = serde_json::json!({ "cpu_s": round(cpu_s) });
+    let mut client = serde_json::json!({
+        "cpu_s": round(cpu_s),
+        "sampler_cpu_s": round(sampler_cpu_s),
+    });
     if let Some(server) = server_cpu.filter(|s| *s > 0.0) {
         client["server_cpu_s"] = server.into();
         client["cpu_share_of_server"] = round(cpu_s / server).into();

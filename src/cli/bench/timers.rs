@@ -66,7 +66,7 @@ pub fn run(args: TimersArgs) -> anyhow::Result<ExitCode> {
     let rss_scheduled = rss_bytes()?;
     let accounted = population.heap_bytes() + timers.heap_bytes();
 
-    let (started, cpu_started) = (Instant::now(), thread_cpu_seconds());
+    let (started, cpu_started) = (Instant::now(), crate::metrics::thread_cpu_seconds());
     let mut now: DueMs = 0;
     let mut done = 0u64;
     while done < args.events {
@@ -86,7 +86,7 @@ pub fn run(args: TimersArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    let cpu_seconds = thread_cpu_seconds() - cpu_started;
+    let cpu_seconds = crate::metrics::thread_cpu_seconds() - cpu_started;
     let result = TimersResult {
         users: args.users,
         rss_before_bytes: rss_before,
@@ -104,17 +104,4 @@ pub fn run(args: TimersArgs) -> anyhow::Result<ExitCode> {
     // Kept alive until here so the RSS sample above saw them and the loop used them.
     drop((population, timers));
     write_json(&result, args.out.as_deref())
-}
-
-/// CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID).
-fn thread_cpu_seconds() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the struct we pass.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t);
-    }
-    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }

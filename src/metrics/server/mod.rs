@@ -9,6 +9,7 @@
 mod procs;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -119,6 +120,9 @@ pub struct ServerSampler {
     source: Source,
     gauges: Arc<Gauges>,
     every: Duration,
+    /// CPU nanoseconds spent reading /proc: the measurement's own cost, kept apart from the
+    /// load generator's.
+    own_cpu_ns: Arc<AtomicU64>,
 }
 
 impl ServerSampler {
@@ -143,6 +147,7 @@ impl ServerSampler {
             source,
             gauges,
             every: Duration::from_secs(1),
+            own_cpu_ns: Arc::default(),
         })
     }
 
@@ -160,12 +165,19 @@ impl ServerSampler {
         match &self.source {
             Source::Tree(roots) => {
                 let roots = roots.clone();
-                let reading = tokio::task::spawn_blocking(move || procs::read_tree(&roots))
-                    .await
-                    .map_err(|err| SamplerError::Proc {
-                        pid: 0,
-                        reason: format!("reader task failed: {err}"),
-                    })??;
+                let own_cpu_ns = self.own_cpu_ns.clone();
+                let reading = tokio::task::spawn_blocking(move || {
+                    let started = crate::metrics::thread_cpu_seconds();
+                    let reading = procs::read_tree(&roots);
+                    let spent = crate::metrics::thread_cpu_seconds() - started;
+                    own_cpu_ns.fetch_add((spent * 1e9) as u64, Ordering::Relaxed);
+                    reading
+                })
+                .await
+                .map_err(|err| SamplerError::Proc {
+                    pid: 0,
+                    reason: format!("reader task failed: {err}"),
+                })??;
                 Ok(ServerSample {
                     t_s,
                     pss_bytes: reading.pss_bytes,
@@ -210,8 +222,7 @@ impl ServerSampler {
         let task = tokio::spawn(async move {
             let mut recording = ServerRecording {
                 samples: vec![first],
-                failures: 0,
-                last_error: None,
+                ..ServerRecording::default()
             };
             let mut tick = tokio::time::interval(self.every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -238,6 +249,7 @@ impl ServerSampler {
                     recording.last_error = Some(err.to_string());
                 }
             }
+            recording.sampler_cpu_s = self.own_cpu_ns.load(Ordering::Relaxed) as f64 / 1e9;
             recording
         });
         Ok(RunningSampler {
@@ -268,6 +280,10 @@ pub struct ServerRecording {
     pub samples: Vec<ServerSample>,
     pub failures: u64,
     pub last_error: Option<String>,
+    /// CPU seconds mailswarm spent reading the server's /proc entries (PSS is not free:
+    /// about 72 µs per process per sample).
+    #[serde(default)]
+    pub sampler_cpu_s: f64,
 }
 
 fn cgroup_source(path: PathBuf) -> Source {
