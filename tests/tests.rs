@@ -1,6 +1,7 @@
 //! One integration-test binary (one link step), one module per area. Tests run against the
 //! real lab servers that `common::lab()` starts on loopback.
 
+mod audit;
 mod common;
 mod compare;
 mod conform;
