@@ -97,6 +97,28 @@ last_valid_gid = {gid}
 mail_home = {mail}/%Ln
 mail_location = maildir:~/Maildir
 
+# The folders every mail client expects, created on first use as on production setups
+# (clients APPEND to Sent without CREATE; STATUS pollers look at Drafts and Trash).
+namespace inbox {{
+  inbox = yes
+  mailbox Drafts {{
+    auto = subscribe
+    special_use = \\Drafts
+  }}
+  mailbox Sent {{
+    auto = subscribe
+    special_use = \\Sent
+  }}
+  mailbox Trash {{
+    auto = subscribe
+    special_use = \\Trash
+  }}
+  mailbox Junk {{
+    auto = subscribe
+    special_use = \\Junk
+  }}
+}}
+
 # Limits for thousands of sessions.
 mail_max_userip_connections = {userip}
 default_client_limit = {client_limit}

@@ -249,11 +249,23 @@ async fn append(
     };
     let message = build_message(&mut rng, &params);
     let target = if to_sent { "Sent" } else { mailbox };
-    let appended = imap
+    let mut appended = imap
         .timed("APPEND", async |c| {
             c.append(target, &[Flag::Seen], None, &message).await
         })
-        .await?;
+        .await;
+    if matches!(&appended, Err(ImapError::No { text, .. }) if text.contains("TRYCREATE")) {
+        // What mail clients do when Sent is missing: create it and file the message again.
+        let create = format!("CREATE {target}");
+        imap.timed("CREATE", async |c| c.execute_raw(create.as_bytes()).await)
+            .await?;
+        appended = imap
+            .timed("APPEND", async |c| {
+                c.append(target, &[Flag::Seen], None, &message).await
+            })
+            .await;
+    }
+    let appended = appended?;
     if let (Some(checks), Some(uid), false) = (imap.checks(), appended, to_sent) {
         let selected = imap.client.mailbox().uid_validity();
         checks.appended(&imap.login, target, selected, uid.uid_validity);
