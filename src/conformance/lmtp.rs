@@ -3,8 +3,8 @@
 //! back over IMAP (the server adds Return-Path and Delivered-To on top: compared as a suffix).
 
 use super::smtp::{
-    bare, bdat_chunks, ends_with, expect_code, next, raw_message, read_back, send, send_bdat,
-    show, DOTTY_BODY,
+    bare, bdat_chunks, ends_with, expect_code, next, raw_message, read_back, send, send_bdat, show,
+    DOTTY_BODY,
 };
 use super::{ensure, fail, Check, CheckResult, Ctx};
 use crate::conform_check as check;

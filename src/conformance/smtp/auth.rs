@@ -14,8 +14,8 @@ use crate::proto::smtp::{AuthMechanism, SmtpClient, SmtpError};
 macro_rules! offering_auth {
     ($ctx:expr, $body:path) => {
         match submission($ctx, false).await? {
-            Submission::Plain(mut c) => $body($ctx, &mut c).await,
-            Submission::Tls(mut c) => $body($ctx, &mut c).await,
+            Submission::Plain(mut c) => $body($ctx, &mut *c).await,
+            Submission::Tls(mut c) => $body($ctx, &mut *c).await,
         }
     };
 }
@@ -58,9 +58,18 @@ async fn log_in<S: Io>(
     } else {
         "without initial response"
     };
-    ctx.note(format!("C: AUTH {} {how} (as {})", mechanism.as_str(), account.user));
+    ctx.note(format!(
+        "C: AUTH {} {how} (as {})",
+        mechanism.as_str(),
+        account.user
+    ));
     match client
-        .auth(mechanism, &account.user, account.password.expose(), initial_response)
+        .auth(
+            mechanism,
+            &account.user,
+            account.password.expose(),
+            initial_response,
+        )
         .await
     {
         Ok(()) => {
@@ -99,7 +108,10 @@ async fn plain_empty_on<S: Io>(ctx: &Ctx, client: &mut SmtpClient<S>) -> CheckRe
         show(&reply),
     )?;
     ctx.note("C: <credentials>");
-    let line = format!("{}\r\n", plain_response(ctx, ctx.account(0).password.expose()));
+    let line = format!(
+        "{}\r\n",
+        plain_response(ctx, ctx.account(0).password.expose())
+    );
     let reply = client.raw_command(line.as_bytes()).await?;
     ctx.note(format!("S: {}", show(&reply)));
     expect_code("the PLAIN response", &reply, &[235])
@@ -122,12 +134,19 @@ async fn wrong_password_on<S: Io>(ctx: &Ctx, client: &mut SmtpClient<S>) -> Chec
     let mechanism = any_mechanism(client)?;
     let user = ctx.account(0).user.clone();
     let wrong = ctx.unique("wrong-password");
-    ctx.note(format!("C: AUTH {} (as {user}, wrong password)", mechanism.as_str()));
+    ctx.note(format!(
+        "C: AUTH {} (as {user}, wrong password)",
+        mechanism.as_str()
+    ));
     match client.auth(mechanism, &user, &wrong, true).await {
         Ok(()) => Err(fail("535 to a wrong password", "235 (logged in)")),
         Err(SmtpError::Auth { code, text, .. }) => {
             ctx.note(format!("S: {code} {text}"));
-            ensure(code == 535, "535 to a wrong password", format!("{code} {text}"))
+            ensure(
+                code == 535,
+                "535 to a wrong password",
+                format!("{code} {text}"),
+            )
         }
         Err(other) => Err(other.into()),
     }

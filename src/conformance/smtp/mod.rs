@@ -6,13 +6,13 @@
 //! anonymous clients. The LMTP checks share the helpers below.
 
 mod auth;
+mod message;
 mod session;
 mod starttls;
 mod transfer;
 
+pub(crate) use message::{body_of, ends_with, raw_message, read_back, same_bytes};
 pub(crate) use transfer::{bdat_chunks, send_bdat, DOTTY_BODY};
-
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -266,8 +266,6 @@ pub const CHECKS: &[Check] = &[
 
 /// Name we greet with.
 pub(crate) const HELO_NAME: &str = "conform.mailswarm.test";
-/// How long a delivered message may take to show up in the INBOX.
-pub(crate) const DELIVERY_WAIT: Duration = Duration::from_secs(15);
 
 /// Any stream an SMTP client runs over.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -275,16 +273,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// A session ready for mail: plain, or upgraded because AUTH needed TLS.
 pub(crate) enum Submission {
-    Plain(SmtpClient<TcpStream>),
-    Tls(SmtpClient<TlsStream<TcpStream>>),
+    Plain(Box<SmtpClient<TcpStream>>),
+    Tls(Box<SmtpClient<TlsStream<TcpStream>>>),
 }
 
 /// Runs a generic check body `$body(ctx, &mut client)` on a [`submission`] session.
 macro_rules! on_submission {
     ($ctx:expr, $auth:expr, $body:path) => {
         match $crate::conformance::smtp::submission($ctx, $auth).await? {
-            $crate::conformance::smtp::Submission::Plain(mut c) => $body($ctx, &mut c).await,
-            $crate::conformance::smtp::Submission::Tls(mut c) => $body($ctx, &mut c).await,
+            $crate::conformance::smtp::Submission::Plain(mut c) => $body($ctx, &mut *c).await,
+            $crate::conformance::smtp::Submission::Tls(mut c) => $body($ctx, &mut *c).await,
         }
     };
 }
@@ -300,12 +298,12 @@ pub(crate) async fn submission(ctx: &Ctx, auth: bool) -> Result<Submission, Chec
         if auth {
             authenticate(ctx, &mut tls).await?;
         }
-        return Ok(Submission::Tls(tls));
+        return Ok(Submission::Tls(Box::new(tls)));
     }
     if auth {
         authenticate(ctx, &mut client).await?;
     }
-    Ok(Submission::Plain(client))
+    Ok(Submission::Plain(Box::new(client)))
 }
 
 /// AUTH PLAIN (or LOGIN) as the first account, when offered; nothing otherwise.
@@ -376,9 +374,13 @@ pub(crate) async fn bare(ctx: &Ctx, flavor: Flavor) -> Result<SmtpClient<TcpStre
         Flavor::Lmtp => ctx.target.lmtp,
     }
     .ok_or_else(|| CheckError::Skip(format!("no {} endpoint", flavor.as_str())))?;
-    let client =
-        SmtpClient::connect_with(addr, &ConnectOptions::default(), flavor, ctx.smtp_settings())
-            .await?;
+    let client = SmtpClient::connect_with(
+        addr,
+        &ConnectOptions::default(),
+        flavor,
+        ctx.smtp_settings(),
+    )
+    .await?;
     ctx.note(format!("S: {}", show(client.greeting())));
     Ok(client)
 }
@@ -428,78 +430,4 @@ pub(crate) fn expect_code(what: &str, reply: &Reply, codes: &[u16]) -> CheckResu
         .collect::<Vec<_>>()
         .join(" or ");
     Err(fail(format!("{list} to {what}"), show(reply)))
-}
-
-/// An RFC 5322 message with CRLF headers, a unique Message-ID and `body` as is.
-pub(crate) fn raw_message(id: &str, subject: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
-    let mut message = format!(
-        "From: Conformance <conform@mailswarm.test>\r\n\
-         To: Tester <tester@mailswarm.test>\r\n\
-         Subject: {subject}\r\n\
-         Date: Thu, 03 Dec 2026 12:00:00 +0000\r\n\
-         Message-ID: <{id}@mailswarm.test>\r\n\
-         MIME-Version: 1.0\r\n\
-         {extra_headers}\
-         \r\n"
-    )
-    .into_bytes();
-    message.extend_from_slice(body);
-    message
-}
-
-/// The one copy of message `id` in account `index`'s INBOX (removed from there).
-pub(crate) async fn read_back(ctx: &Ctx, index: usize, id: &str) -> Result<Vec<u8>, CheckError> {
-    match ctx.take_from_inbox(index, id, DELIVERY_WAIT).await? {
-        Some(mut copies) if !copies.is_empty() => Ok(copies.swap_remove(0)),
-        _ => Err(fail(
-            format!(
-                "message {id} in the INBOX of {} within {DELIVERY_WAIT:?}",
-                ctx.account(index).user
-            ),
-            "not delivered",
-        )),
-    }
-}
-
-/// What follows the first empty line.
-pub(crate) fn body_of(message: &[u8]) -> &[u8] {
-    match message.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(at) => &message[at + 4..],
-        None => &[],
-    }
-}
-
-/// Fails unless `stored` equals `expected`, showing where they first differ.
-pub(crate) fn same_bytes(what: &str, stored: &[u8], expected: &[u8]) -> CheckResult {
-    if stored == expected {
-        return Ok(());
-    }
-    let at = stored
-        .iter()
-        .zip(expected)
-        .position(|(a, b)| a != b)
-        .unwrap_or(stored.len().min(expected.len()));
-    let around = |b: &[u8]| {
-        let from = at.saturating_sub(20);
-        b[from.min(b.len())..(at + 40).min(b.len())]
-            .escape_ascii()
-            .to_string()
-    };
-    Err(fail(
-        format!(
-            "{what} byte-exact ({} bytes); at offset {at}: \"{}\"",
-            expected.len(),
-            around(expected)
-        ),
-        format!("{} bytes; at offset {at}: \"{}\"", stored.len(), around(stored)),
-    ))
-}
-
-/// Fails unless `stored` ends with `sent` (servers add trace headers on top).
-pub(crate) fn ends_with(what: &str, stored: &[u8], sent: &[u8]) -> CheckResult {
-    if stored.ends_with(sent) {
-        return Ok(());
-    }
-    let tail = &stored[stored.len().saturating_sub(sent.len())..];
-    same_bytes(what, tail, sent)
 }

@@ -27,7 +27,10 @@ pub async fn not_offered_again(ctx: &Ctx) -> CheckResult {
     let client = ctx.smtp().await?;
     let tls = upgrade(ctx, client).await?;
     let caps = tls.capabilities().cloned().unwrap_or_default();
-    ctx.note(format!("S: EHLO keywords inside TLS: {}", caps.keywords.join(" ")));
+    ctx.note(format!(
+        "S: EHLO keywords inside TLS: {}",
+        caps.keywords.join(" ")
+    ));
     ensure(
         !caps.starttls,
         "no STARTTLS in the EHLO reply after the handshake",
@@ -46,7 +49,12 @@ async fn read_reply<S: AsyncRead + Unpin>(
         match buf.take_reply() {
             Ok(Some(reply)) => return Ok(Some(reply)),
             Ok(None) => {}
-            Err(v) => return Err(fail("a well-formed reply", format!("{}: {}", v.reason, v.raw))),
+            Err(v) => {
+                return Err(fail(
+                    "a well-formed reply",
+                    format!("{}: {}", v.reason, v.raw),
+                ))
+            }
         }
         match tokio::time::timeout_at(deadline, buf.fill(stream)).await {
             Err(_) => return Ok(None),

@@ -3,8 +3,8 @@
 //! byte for byte (the body after the header block: MTAs add trace headers on top).
 
 use super::{
-    body_of, expect_code, next, on_submission, raw_message, read_back, same_bytes, send, show,
-    Io, HELO_NAME,
+    body_of, expect_code, next, on_submission, raw_message, read_back, same_bytes, send, show, Io,
+    HELO_NAME,
 };
 use crate::conformance::{ensure, fail, CheckError, CheckResult, Ctx};
 use crate::proto::smtp::dot::dot_stuff;
@@ -84,14 +84,22 @@ async fn size_over_limit_on<S: Io>(ctx: &Ctx, client: &mut SmtpClient<S>) -> Che
         return Err(CheckError::Skip("SIZE announces no fixed limit".into()));
     }
     let from = address(ctx, 0);
-    let reply = send(ctx, client, &format!("MAIL FROM:<{from}> SIZE={}", limit + 1)).await?;
+    let reply = send(
+        ctx,
+        client,
+        &format!("MAIL FROM:<{from}> SIZE={}", limit + 1),
+    )
+    .await?;
     let _ = send(ctx, client, "RSET").await;
     let esc = reply.enhanced;
     let ok = reply.code == 552
         || (matches!(reply.code, 452 | 552) && matches!(esc, Some([4 | 5, 3, 4])));
     ensure(
         ok,
-        format!("552 (or 452/552 with x.3.4) to SIZE={} over {limit}", limit + 1),
+        format!(
+            "552 (or 452/552 with x.3.4) to SIZE={} over {limit}",
+            limit + 1
+        ),
         show(&reply),
     )
 }
@@ -144,7 +152,9 @@ pub async fn eight_bit(ctx: &Ctx) -> CheckResult {
 
 async fn eight_bit_on<S: Io>(ctx: &Ctx, client: &mut SmtpClient<S>) -> CheckResult {
     let id = ctx.unique("8bitmime");
-    let mut body = "Grüße aus Köln, naïve café, ☃ and ✓\r\n".as_bytes().to_vec();
+    let mut body = "Grüße aus Köln, naïve café, ☃ and ✓\r\n"
+        .as_bytes()
+        .to_vec();
     body.extend((0x80u8..=0xff).filter(|b| *b != 0xff).chain([b'\r', b'\n']));
     let message = raw_message(
         &id,
