@@ -60,7 +60,7 @@ pub const CHECKS: &[Check] = &[
     check!(
         "lmtp.pipelining.reply-order",
         "MAIL, RCPTs and DATA in one write: one reply each, in order",
-        "RFC 2033 4.2",
+        "RFC 2920 3.2",
         Must,
         Lmtp,
         pipelining,
@@ -94,8 +94,9 @@ async fn lhlo_accepted(ctx: &Ctx) -> CheckResult {
 }
 
 async fn ehlo_helo_refused(ctx: &Ctx) -> CheckResult {
-    let mut client = bare(ctx, Flavor::Lmtp).await?;
+    // A fresh connection for each: the RFC does not say whether the session goes on.
     for verb in ["EHLO", "HELO"] {
+        let mut client = bare(ctx, Flavor::Lmtp).await?;
         let reply = send(ctx, &mut client, &format!("{verb} conform.mailswarm.test")).await?;
         ensure(
             !reply.is_positive(),
@@ -103,8 +104,7 @@ async fn ehlo_helo_refused(ctx: &Ctx) -> CheckResult {
             show(&reply),
         )?;
     }
-    let reply = send(ctx, &mut client, "LHLO conform.mailswarm.test").await?;
-    expect_code("LHLO afterwards", &reply, &[250])
+    Ok(())
 }
 
 /// Reads the final replies for `accepted` recipients, then checks that nothing else follows.

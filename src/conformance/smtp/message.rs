@@ -85,3 +85,32 @@ pub(crate) fn ends_with(what: &str, stored: &[u8], sent: &[u8]) -> CheckResult {
     let tail = &stored[stored.len().saturating_sub(sent.len())..];
     same_bytes(what, tail, sent)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_starts_after_the_first_empty_line() {
+        assert_eq!(
+            body_of(b"A: b\r\n\r\nbody\r\n\r\nmore"),
+            b"body\r\n\r\nmore"
+        );
+        assert_eq!(body_of(b"A: b\r\n"), b"");
+    }
+
+    #[test]
+    fn byte_comparisons_point_at_the_difference() {
+        assert!(same_bytes("x", b"abc", b"abc").is_ok());
+        match same_bytes("x", b"abXd", b"abcd") {
+            Err(CheckError::Fail { expected, seen }) => {
+                assert!(expected.contains("offset 2"), "{expected}");
+                assert!(seen.contains("abXd"), "{seen}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(ends_with("x", b"Received: x\r\nmsg", b"msg").is_ok());
+        assert!(ends_with("x", b"msg2", b"msg").is_err());
+        assert!(ends_with("x", b"g", b"msg").is_err());
+    }
+}

@@ -106,7 +106,7 @@ pub const CHECKS: &[Check] = &[
     ),
     check!(
         "smtp.session.data-before-rcpt",
-        "DATA without an accepted recipient is answered 503 or 554",
+        "DATA without an accepted recipient is refused with a 5xx (503 or 554)",
         "RFC 5321 3.3",
         Should,
         Smtp,
@@ -171,7 +171,7 @@ pub const CHECKS: &[Check] = &[
     check!(
         "smtp.pipelining.reply-order",
         "MAIL, RCPT, RCPT, DATA in one write: one reply each, in order",
-        "RFC 2920 3.1",
+        "RFC 2920 3.2",
         Must,
         Smtp,
         transfer::pipelining,

@@ -293,3 +293,25 @@ async fn enhanced_codes_on<S: Io>(ctx: &Ctx, client: &mut SmtpClient<S>) -> Chec
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bdat_chunks_cover_the_message_and_split_before_a_dot_line() {
+        let message = raw_message("id", "s", "", b"a\r\n..b\r\n.\r\nc\r\n");
+        let chunks = bdat_chunks(&message);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks.concat(), message);
+        assert!(chunks[2].starts_with(b".\r\n"));
+        assert!(chunks.iter().all(|c| !c.is_empty()));
+    }
+
+    #[test]
+    fn dotty_body_needs_stuffing() {
+        let stuffed = dot_stuff(DOTTY_BODY);
+        assert!(stuffed.starts_with(b"..leading dot\r\n...two"));
+        assert!(stuffed.ends_with(b"no CRLF at the end\r\n.\r\n"));
+    }
+}
