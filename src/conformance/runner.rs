@@ -222,6 +222,15 @@ async fn preflight(ctx: &mut Ctx, checks: &[Check]) -> Result<(), PreflightError
 
 /// Why a check cannot run here, if it cannot.
 fn gate(ctx: &Ctx, check: &Check, opts: &RunOptions) -> Option<String> {
+    match check.protocol {
+        Protocol::Smtp if ctx.smtp_caps.is_none() => {
+            return Some("no SMTP endpoint given (--smtp HOST:PORT)".into())
+        }
+        Protocol::Lmtp if ctx.lmtp_caps.is_none() => {
+            return Some("no LMTP endpoint given (--lmtp HOST:PORT)".into())
+        }
+        _ => {}
+    }
     if check.destructive && opts.no_destructive {
         return Some("changes server state; --no-destructive given".into());
     }
@@ -239,15 +248,6 @@ fn gate(ctx: &Ctx, check: &Check, opts: &RunOptions) -> Option<String> {
             Protocol::Lmtp => ctx.lmtp_caps.as_ref().map(|c| c.has(name)),
         }
     };
-    match check.protocol {
-        Protocol::Smtp if ctx.smtp_caps.is_none() => {
-            return Some("no SMTP endpoint given (--smtp HOST:PORT)".into())
-        }
-        Protocol::Lmtp if ctx.lmtp_caps.is_none() => {
-            return Some("no LMTP endpoint given (--lmtp HOST:PORT)".into())
-        }
-        _ => {}
-    }
     for need in check.needs {
         let any = need.split('|').any(|alt| announced(alt) == Some(true));
         if !any {

@@ -53,7 +53,7 @@ pub const DIR_ENV: &str = "MAILSWARM_LAB_DIR";
 /// Mail domain of the lab users: `user7@lab.test` (bare `user7` works too).
 pub const DOMAIN: &str = "lab.test";
 /// The one password of every lab user. Public on purpose: the lab only listens on loopback.
-pub const PASSWORD: &str = "mailswarm";
+pub const PASSWORD: &str = "lab-Pw-2026";
 /// Users are `user1` .. `user{count}`.
 pub const USER_PATTERN: &str = "user{n}";
 /// Backend name shown by `ID` (`"x-backend" "b1"`) and in the greeting.
