@@ -115,20 +115,7 @@ pub fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
     }
     let mut stdout = std::io::stdout().lock();
-    if args.quiet {
-        let failed = runner::ConformRun {
-            records: run
-                .records
-                .iter()
-                .filter(|r| r.status == crate::gate::CheckStatus::Fail)
-                .cloned()
-                .collect(),
-            ..run.clone()
-        };
-        output::console(&failed, &mut stdout)?;
-    } else {
-        output::console(&run, &mut stdout)?;
-    }
+    output::console(&run, args.quiet, &mut stdout)?;
     stdout.flush()?;
     Ok(ExitCode::from(if run.failed() {
         EXIT_FAILED

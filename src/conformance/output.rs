@@ -15,11 +15,16 @@ use crate::gate::CheckStatus;
 /// Transcript lines kept per failed check in the console output (JSON and JUnit keep all).
 const CONSOLE_TRANSCRIPT: usize = 12;
 
-/// The console report: one line per check under its group, failures with details, totals.
-pub fn console(run: &ConformRun, out: &mut impl Write) -> io::Result<()> {
+/// The console report: one line per check under its group (only the failed ones with
+/// `failures_only`), failures with details, totals over every check.
+pub fn console(run: &ConformRun, failures_only: bool, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "conformance of {}", run.target)?;
     let mut group = "";
-    for r in &run.records {
+    let shown = run
+        .records
+        .iter()
+        .filter(|r| !failures_only || r.status == CheckStatus::Fail);
+    for r in shown {
         if r.group != group {
             group = r.group;
             let in_group: Vec<&CheckRecord> =
@@ -275,7 +280,7 @@ mod tests {
     #[test]
     fn console_groups_and_counts() {
         let mut out = Vec::new();
-        console(&sample(), &mut out).unwrap();
+        console(&sample(), false, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("imap.select (1/2 passed)"), "{text}");
         assert!(
