@@ -5,14 +5,16 @@
 //! several lines, or nothing. After a STARTTLS go-ahead the rest is relayed untouched (TLS).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
-/// Rewrites one server line (with its CRLF).
-pub type Mutation = fn(&[u8]) -> Vec<u8>;
+/// Rewrites one server line (with its CRLF); one per connection, so it may keep state.
+pub type LineRewriter = Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>;
+
+/// Makes the rewriter for each new connection.
+pub type Mutation = fn() -> LineRewriter;
 
 pub struct MutationProxy {
     pub addr: SocketAddr,
@@ -29,12 +31,10 @@ impl MutationProxy {
             .unwrap();
         let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
-        let mutation = Arc::new(mutation);
         runtime.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let mutation = mutation.clone();
                 tokio::spawn(async move {
-                    let _ = relay(client, upstream, *mutation).await;
+                    let _ = relay(client, upstream, mutation()).await;
                 });
             }
         });
@@ -45,7 +45,11 @@ impl MutationProxy {
     }
 }
 
-async fn relay(client: TcpStream, upstream: SocketAddr, mutation: Mutation) -> std::io::Result<()> {
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    mut mutation: LineRewriter,
+) -> std::io::Result<()> {
     let server = TcpStream::connect(upstream).await?;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;

@@ -1,0 +1,271 @@
+//! Mutation tests of the conformance suite: a proxy in front of the real lab server breaks one
+//! rule; the checks of that rule must fail and no other check may. A transparent proxy first
+//! proves the relay itself changes nothing.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common;
+use crate::mutation_proxy::{replace, LineRewriter, Mutation, MutationProxy};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Endpoint {
+    Imap,
+    Smtp,
+    Lmtp,
+}
+
+/// Runs `conform --only <only>` with `endpoint` behind a proxy applying `mutation`; returns the
+/// ids that failed and how many checks ran (not skipped).
+fn failing_with(endpoint: Endpoint, mutation: Mutation, only: &str) -> (BTreeSet<String>, usize) {
+    let lab = common::lab();
+    let upstream = match endpoint {
+        Endpoint::Imap => lab.imap_addr(),
+        Endpoint::Smtp => lab.smtp_addr(),
+        Endpoint::Lmtp => lab.lmtp_addr(),
+    };
+    let proxy = MutationProxy::start(upstream, mutation);
+    let addr = |e: Endpoint, real: std::net::SocketAddr| {
+        if e == endpoint { proxy.addr } else { real }.to_string()
+    };
+    let (a, b) = (common::fresh_user(), common::fresh_user());
+    let user = |n| format!("{}:{}", lab.users.name(n), lab.users.password);
+    let json = std::env::temp_dir().join(format!(
+        "mailswarm-mutation-{}-{}.json",
+        std::process::id(),
+        proxy.addr.port()
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_mailswarm"))
+        .args(["conform", "--only", only, "--check-timeout", "25", "-q"])
+        .args(["--imap", &addr(Endpoint::Imap, lab.imap_addr())])
+        .args(["--smtp", &addr(Endpoint::Smtp, lab.smtp_addr())])
+        .args(["--lmtp", &addr(Endpoint::Lmtp, lab.lmtp_addr())])
+        .args([
+            "--domain",
+            &lab.domain,
+            "--ca-file",
+            lab.ca_file.to_str().unwrap(),
+        ])
+        .args(["--user", &user(a), "--user", &user(b)])
+        .args(["--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(&json).unwrap_or_else(|_| panic!("no JSON report: {stdout}")),
+    )
+    .unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let failed: BTreeSet<String> = checks
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let ran = checks.iter().filter(|c| c["status"] != "skip").count();
+    let expected_code = if failed.is_empty() { 0 } else { 1 };
+    assert_eq!(out.status.code(), Some(expected_code), "{stdout}");
+    (failed, ran)
+}
+
+fn assert_only(endpoint: Endpoint, mutation: Mutation, only: &str, expected: &[&str]) {
+    let (failed, ran) = failing_with(endpoint, mutation, only);
+    assert!(ran > 0);
+    let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    assert_eq!(failed, expected, "checks failing under this mutation");
+}
+
+fn rewriter(f: fn(&[u8]) -> Vec<u8>) -> LineRewriter {
+    Box::new(f)
+}
+
+fn unchanged() -> LineRewriter {
+    rewriter(|line| line.to_vec())
+}
+
+fn text(line: &[u8]) -> String {
+    String::from_utf8_lossy(line).into_owned()
+}
+
+#[test]
+fn a_transparent_proxy_fails_nothing() {
+    for (endpoint, only) in [
+        (Endpoint::Imap, "imap"),
+        (Endpoint::Smtp, "smtp"),
+        (Endpoint::Lmtp, "lmtp"),
+    ] {
+        let (failed, ran) = failing_with(endpoint, unchanged, only);
+        assert!(ran >= 4, "{only}: only {ran} checks ran");
+        assert!(
+            failed.is_empty(),
+            "{only} through a plain relay: {failed:?}"
+        );
+    }
+}
+
+// ----- IMAP ------------------------------------------------------------------------------
+
+/// SELECT without `* OK [UIDNEXT n]`.
+fn imap_no_uidnext() -> LineRewriter {
+    rewriter(|line| {
+        if text(line).starts_with("* OK [UIDNEXT ") {
+            Vec::new()
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+/// CAPABILITY without IMAP4rev1.
+fn imap_no_revision() -> LineRewriter {
+    rewriter(|line| replace(line, "IMAP4rev1 ", ""))
+}
+
+#[test]
+fn imap_select_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_no_uidnext,
+        "imap.select",
+        &["imap.select.uidnext-present"],
+    );
+}
+
+#[test]
+fn imap_greeting_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_no_revision,
+        "imap.greeting,imap.select",
+        &["imap.greeting.capability-imap4rev1"],
+    );
+}
+
+// ----- SMTP ------------------------------------------------------------------------------
+
+/// An EHLO keyword outside the grammar (`_` is not allowed).
+fn smtp_bad_ehlo_keyword() -> LineRewriter {
+    rewriter(|line| replace(line, "250-ENHANCEDSTATUSCODES", "250-ENHANCED_STATUS_CODES"))
+}
+
+/// AUTH PLAIN without initial response answered with a non-empty challenge.
+fn smtp_nonempty_plain_challenge() -> LineRewriter {
+    rewriter(|line| {
+        if line == b"334 \r\n" {
+            b"334 Zm9v\r\n".to_vec()
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+/// Plaintext injected after the STARTTLS go-ahead, as a vulnerable server would answer a
+/// pipelined command.
+fn smtp_starttls_injection() -> LineRewriter {
+    rewriter(|line| {
+        let mut out = line.to_vec();
+        if text(line)
+            .to_ascii_lowercase()
+            .contains("ready to start tls")
+        {
+            out.extend_from_slice(b"250 2.0.0 Ok\r\n");
+        }
+        out
+    })
+}
+
+#[test]
+fn smtp_ehlo_family() {
+    assert_only(
+        Endpoint::Smtp,
+        smtp_bad_ehlo_keyword,
+        "smtp",
+        &["smtp.ehlo.reply-syntax"],
+    );
+}
+
+#[test]
+fn smtp_auth_family() {
+    assert_only(
+        Endpoint::Smtp,
+        smtp_nonempty_plain_challenge,
+        "smtp",
+        &["smtp.auth.plain-empty-challenge"],
+    );
+}
+
+/// Every STARTTLS check sees the injected bytes: the client refuses to start TLS on top of
+/// them, so the handshake checks fail with the injection check.
+#[test]
+fn smtp_starttls_family() {
+    assert_only(
+        Endpoint::Smtp,
+        smtp_starttls_injection,
+        "smtp",
+        &[
+            "smtp.starttls.handshake",
+            "smtp.starttls.no-command-injection",
+            "smtp.starttls.not-offered-again",
+        ],
+    );
+}
+
+// ----- LMTP ------------------------------------------------------------------------------
+
+/// Every per-recipient reply after DATA sent twice.
+fn lmtp_doubled_recipient_reply() -> LineRewriter {
+    rewriter(|line| {
+        let t = text(line);
+        if t.starts_with("250 2.0.0 <") && t.contains(" Saved") {
+            [line, line].concat()
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+/// A reply too many after the message, in the transaction that had a recipient refused.
+fn lmtp_reply_for_refused_recipient() -> LineRewriter {
+    let mut refused = false;
+    Box::new(move |line| {
+        let t = text(line);
+        if t.starts_with("550 ") && t.contains("5.1.1") {
+            refused = true;
+        }
+        let mut out = line.to_vec();
+        if refused && t.starts_with("250 2.0.0 <") && t.contains(" Saved") {
+            out.extend_from_slice(b"550 5.1.1 <refused> not delivered\r\n");
+            refused = false;
+        }
+        out
+    })
+}
+
+/// Every check that delivers counts the per-recipient replies; LHLO checks do not.
+#[test]
+fn lmtp_data_family() {
+    assert_only(
+        Endpoint::Lmtp,
+        lmtp_doubled_recipient_reply,
+        "lmtp",
+        &[
+            "lmtp.chunking.bdat-replies",
+            "lmtp.data.byte-exact",
+            "lmtp.data.per-recipient-replies",
+            "lmtp.data.rejected-recipient-no-reply",
+            "lmtp.pipelining.reply-order",
+        ],
+    );
+    assert_only(
+        Endpoint::Lmtp,
+        lmtp_reply_for_refused_recipient,
+        "lmtp",
+        // The two checks whose transactions have a refused recipient.
+        &[
+            "lmtp.data.rejected-recipient-no-reply",
+            "lmtp.pipelining.reply-order",
+        ],
+    );
+}
