@@ -14,3 +14,4 @@ mod lab;
 mod mutation_proxy;
 mod sink;
 mod smtp;
+mod sweep;
