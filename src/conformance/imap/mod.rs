@@ -6,6 +6,7 @@ mod search;
 mod select;
 mod state;
 mod store;
+mod structure;
 mod support;
 
 use super::Check;
@@ -18,6 +19,7 @@ pub fn checks() -> Vec<Check> {
         search::CHECKS,
         store::CHECKS,
         fetch::CHECKS,
+        structure::CHECKS,
     ];
     tables.iter().flat_map(|t| t.iter().copied()).collect()
 }
