@@ -1,7 +1,9 @@
 //! IMAP checks (RFC 9051 / RFC 3501 and extensions), one submodule per area, each with its
 //! own `CHECKS` table. [`checks`] gives them in report order.
 
+mod append;
 mod fetch;
+mod literal;
 mod search;
 mod select;
 mod state;
@@ -20,6 +22,8 @@ pub fn checks() -> Vec<Check> {
         store::CHECKS,
         fetch::CHECKS,
         structure::CHECKS,
+        append::CHECKS,
+        literal::CHECKS,
     ];
     tables.iter().flat_map(|t| t.iter().copied()).collect()
 }
