@@ -99,7 +99,9 @@ async fn message_ids(
 }
 
 pub async fn appenduid(ctx: &Ctx) -> CheckResult {
-    let (mut s, name, _) = ctx.mailbox_with("appenduid", &messages(ctx, "appenduid", 1)).await?;
+    let (mut s, name, _) = ctx
+        .mailbox_with("appenduid", &messages(ctx, "appenduid", 1))
+        .await?;
     let id = ctx.unique("appenduid");
     let got = s
         .append(&name, &[], None, &simple_message(&id, "appenduid", "x"))
@@ -159,7 +161,9 @@ pub async fn append_flags(ctx: &Ctx) -> CheckResult {
 }
 
 pub async fn copyuid(ctx: &Ctx) -> CheckResult {
-    let (mut s, _, uids) = ctx.mailbox_with("copysrc", &messages(ctx, "copy", 4)).await?;
+    let (mut s, _, uids) = ctx
+        .mailbox_with("copysrc", &messages(ctx, "copy", 4))
+        .await?;
     let dest = ctx.scratch_mailbox(&mut s, 0, "copydst").await?;
     // Copy three of four, listed out of order, so the pairing matters.
     let picked = [uids[3], uids[0], uids[2]];
@@ -186,12 +190,16 @@ pub async fn copyuid(ctx: &Ctx) -> CheckResult {
     ensure_eq("COPYUID source UIDs", sorted, want)?;
     let source_ids = message_ids(&mut s, &source).await?;
     let status = s.status(&dest, &[StatusDataItemName::UidValidity]).await?;
-    ensure_eq("COPYUID uidvalidity (destination UIDVALIDITY)", Some(validity), status.uid_validity)?;
+    ensure_eq(
+        "COPYUID uidvalidity (destination UIDVALIDITY)",
+        Some(validity),
+        status.uid_validity,
+    )?;
     s.select(&dest).await?;
     let target_ids = message_ids(&mut s, &target).await?;
     for (src, dst) in source.iter().zip(&target) {
         ensure(
-            source_ids.get(src).is_some() && source_ids.get(src) == target_ids.get(dst),
+            source_ids.contains_key(src) && source_ids.get(src) == target_ids.get(dst),
             format!("source UID {src} copied to destination UID {dst}"),
             format!(
                 "Message-ID {:?} in the source, {:?} in the destination",
@@ -204,9 +212,15 @@ pub async fn copyuid(ctx: &Ctx) -> CheckResult {
 }
 
 pub async fn copy_keeps_flags(ctx: &Ctx) -> CheckResult {
-    let (mut s, src, uids) = ctx.mailbox_with("copyflags", &messages(ctx, "copyflags", 2)).await?;
+    let (mut s, src, uids) = ctx
+        .mailbox_with("copyflags", &messages(ctx, "copyflags", 2))
+        .await?;
     let dest = ctx.scratch_mailbox(&mut s, 0, "copyflagsdst").await?;
-    expect_ok(&mut s, &format!("UID STORE {} +FLAGS.SILENT (\\Flagged \\Answered)", uids[0])).await?;
+    expect_ok(
+        &mut s,
+        &format!("UID STORE {} +FLAGS.SILENT (\\Flagged \\Answered)", uids[0]),
+    )
+    .await?;
     expect_ok(&mut s, &format!("UID COPY {} {dest}", join_uids(&uids))).await?;
     let info = s.select(&src).await?;
     ensure_eq("source EXISTS after COPY", info.exists, 2)?;
@@ -222,7 +236,9 @@ pub async fn copy_keeps_flags(ctx: &Ctx) -> CheckResult {
 }
 
 pub async fn move_expunge_copyuid(ctx: &Ctx) -> CheckResult {
-    let (mut s, src, uids) = ctx.mailbox_with("movesrc", &messages(ctx, "move", 3)).await?;
+    let (mut s, src, uids) = ctx
+        .mailbox_with("movesrc", &messages(ctx, "move", 3))
+        .await?;
     let dest = ctx.scratch_mailbox(&mut s, 0, "movedst").await?;
     let moved = [uids[0], uids[2]];
     let ids = message_ids(&mut s, &moved).await?;
@@ -242,7 +258,10 @@ pub async fn move_expunge_copyuid(ctx: &Ctx) -> CheckResult {
         } => Some((expand(source), expand(destination))),
         _ => None,
     }) else {
-        return Err(fail("[COPYUID ...] in an untagged or the tagged OK", completion(&x)));
+        return Err(fail(
+            "[COPYUID ...] in an untagged or the tagged OK",
+            completion(&x),
+        ));
     };
     ensure(
         source.len() == 2 && target.len() == 2,

@@ -104,7 +104,9 @@ fn sample(ctx: &Ctx) -> Vec<u8> {
 
 async fn with_sample(ctx: &Ctx) -> Result<(Session<'_>, Vec<u8>, u32), CheckError> {
     let message = sample(ctx);
-    let (s, _, uids) = ctx.mailbox_with("fetch", &[message.clone()]).await?;
+    let (s, _, uids) = ctx
+        .mailbox_with("fetch", std::slice::from_ref(&message))
+        .await?;
     Ok((s, message, uids[0]))
 }
 
@@ -182,11 +184,7 @@ pub async fn partial_past_end(ctx: &Ctx) -> CheckResult {
     }
 }
 
-async fn section(
-    s: &mut Session<'_>,
-    uid: u32,
-    part: BodyPart<'_>,
-) -> Result<Vec<u8>, CheckError> {
+async fn section(s: &mut Session<'_>, uid: u32, part: BodyPart<'_>) -> Result<Vec<u8>, CheckError> {
     let item = FetchItem::Body {
         part,
         peek: true,
@@ -262,11 +260,12 @@ pub async fn uid_implicit(ctx: &Ctx) -> CheckResult {
     let (mut s, _, uid) = with_sample(ctx).await?;
     let x = expect_ok(&mut s, &format!("UID FETCH {uid} (FLAGS)")).await?;
     let with_uid = x.responses.iter().any(|r| match &r.decoded {
-        imap_types::response::Response::Data(imap_types::response::Data::Fetch { items, .. }) => {
-            items.as_ref().iter().any(|i| {
-                matches!(i, imap_types::fetch::MessageDataItem::Uid(u) if u.get() == uid)
-            })
-        }
+        imap_types::response::Response::Data(imap_types::response::Data::Fetch {
+            items, ..
+        }) => items
+            .as_ref()
+            .iter()
+            .any(|i| matches!(i, imap_types::fetch::MessageDataItem::Uid(u) if u.get() == uid)),
         _ => false,
     });
     ensure(

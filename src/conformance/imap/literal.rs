@@ -91,14 +91,20 @@ async fn stored_verbatim(
     let query = SearchQuery::parse(&format!("HEADER Message-ID \"{id}\""))?;
     let uids = s.uid_search(&query).await?;
     let [uid] = uids[..] else {
-        return Err(fail("one message with our Message-ID", format!("UIDs {uids:?}")));
+        return Err(fail(
+            "one message with our Message-ID",
+            format!("UIDs {uids:?}"),
+        ));
     };
     let m = fetch_uid(s, uid, &[PEEK_ALL]).await?;
     let body = m.body().map(|b| b.to_vec()).unwrap_or_default();
     ensure(
         body == message,
         format!("BODY[] equal to the {} appended octets", message.len()),
-        String::from_utf8_lossy(&body).chars().take(300).collect::<String>(),
+        String::from_utf8_lossy(&body)
+            .chars()
+            .take(300)
+            .collect::<String>(),
     )
 }
 
@@ -114,8 +120,16 @@ pub async fn sync_continuation(ctx: &Ctx) -> CheckResult {
         .responses
         .iter()
         .any(|r| matches!(r.decoded, Response::CommandContinuationRequest(_)));
-    ensure(continued, "`+ ...` before the literal data", "no continuation request")?;
-    ensure(is(&x, StatusKind::Ok), "tagged OK to APPEND", completion(&x))?;
+    ensure(
+        continued,
+        "`+ ...` before the literal data",
+        "no continuation request",
+    )?;
+    ensure(
+        is(&x, StatusKind::Ok),
+        "tagged OK to APPEND",
+        completion(&x),
+    )?;
     stored_verbatim(&mut s, &name, &id, &message).await
 }
 
@@ -125,8 +139,14 @@ pub async fn non_sync_append(ctx: &Ctx) -> CheckResult {
     let id = ctx.unique("nonsync");
     // Well under the 4096 octets LITERAL- allows.
     let message = simple_message(&id, "non-synchronizing literal", "x");
-    let x = s.execute_raw(&append_command(&name, &message, true)).await?;
-    ensure(is(&x, StatusKind::Ok), "tagged OK to APPEND {N+}", completion(&x))?;
+    let x = s
+        .execute_raw(&append_command(&name, &message, true))
+        .await?;
+    ensure(
+        is(&x, StatusKind::Ok),
+        "tagged OK to APPEND {N+}",
+        completion(&x),
+    )?;
     if let Some(plus) = x
         .responses
         .iter()
@@ -153,17 +173,18 @@ pub async fn command_lookalike(ctx: &Ctx) -> CheckResult {
     let x = s
         .execute_raw(&append_command(&name, &message, false))
         .await?;
-    ensure(is(&x, StatusKind::Ok), "tagged OK to APPEND", completion(&x))?;
+    ensure(
+        is(&x, StatusKind::Ok),
+        "tagged OK to APPEND",
+        completion(&x),
+    )?;
     ensure(!saw_bye(&x), "no BYE", "an untagged BYE")?;
     if let Some(echo) = x
         .responses
         .iter()
         .find(|r| String::from_utf8_lossy(&r.raw).contains("mswpretend"))
     {
-        return Err(fail(
-            "no response echoing the literal's lines",
-            line(echo),
-        ));
+        return Err(fail("no response echoing the literal's lines", line(echo)));
     }
     // The session is still in step: our next tag gets the next answer.
     expect_ok(&mut s, "NOOP").await?;

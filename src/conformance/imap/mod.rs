@@ -2,6 +2,7 @@
 //! own `CHECKS` table. [`checks`] gives them in report order.
 
 mod append;
+mod envelope;
 mod fetch;
 mod literal;
 mod search;
@@ -22,6 +23,7 @@ pub fn checks() -> Vec<Check> {
         store::CHECKS,
         fetch::CHECKS,
         structure::CHECKS,
+        envelope::CHECKS,
         append::CHECKS,
         literal::CHECKS,
     ];

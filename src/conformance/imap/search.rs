@@ -6,7 +6,7 @@ use imap_types::response::{Code, Data, StatusKind};
 use super::support::{codes, completion, data, is, uid_map};
 use crate::conform_check as check;
 use crate::conformance::context::{expect_ok, join_uids, simple_message, uid_set, Session};
-use crate::conformance::{ensure, ensure_eq, fail, CheckError, Check, CheckResult, Ctx};
+use crate::conformance::{ensure, ensure_eq, fail, Check, CheckError, CheckResult, Ctx};
 use crate::proto::imap::{Flag, SearchQuery};
 
 pub const CHECKS: &[Check] = &[
@@ -130,7 +130,11 @@ pub async fn search_header(ctx: &Ctx) -> CheckResult {
     list[1] = marked.into_bytes();
     let (mut s, _, _) = ctx.mailbox_with("header", &list).await?;
     let query = SearchQuery::parse(&format!("HEADER X-Conform-Token \"{token}\""))?;
-    ensure_eq("SEARCH HEADER X-Conform-Token", s.search(&query).await?, vec![2])
+    ensure_eq(
+        "SEARCH HEADER X-Conform-Token",
+        s.search(&query).await?,
+        vec![2],
+    )
 }
 
 pub async fn search_subject(ctx: &Ctx) -> CheckResult {
@@ -143,7 +147,11 @@ pub async fn search_subject(ctx: &Ctx) -> CheckResult {
     let (mut s, _, _) = ctx.mailbox_with("subject", &list).await?;
     let mut found = s.search(&SearchQuery::parse("SUBJECT zebrafish")?).await?;
     found.sort_unstable();
-    ensure_eq("SEARCH SUBJECT zebrafish (case-insensitive)", found, vec![2, 4])
+    ensure_eq(
+        "SEARCH SUBJECT zebrafish (case-insensitive)",
+        found,
+        vec![2, 4],
+    )
 }
 
 pub async fn search_flags(ctx: &Ctx) -> CheckResult {
@@ -190,7 +198,11 @@ pub async fn search_utf8(ctx: &Ctx) -> CheckResult {
         ctx.note("server refused CHARSET UTF-8 with [BADCHARSET], which is allowed");
         return Ok(());
     }
-    ensure(is(&x, StatusKind::Ok), "OK, or NO [BADCHARSET]", completion(&x))?;
+    ensure(
+        is(&x, StatusKind::Ok),
+        "OK, or NO [BADCHARSET]",
+        completion(&x),
+    )?;
     let mut found: Vec<u32> = data(&x)
         .filter_map(|d| match d {
             Data::Search(ids, _) => Some(ids.iter().map(|n| n.get()).collect::<Vec<_>>()),
@@ -210,7 +222,11 @@ pub async fn exists_after_append(ctx: &Ctx) -> CheckResult {
     let extra = simple_message(&ctx.unique("exists-append"), "third", "x");
     b.append(&name, &[], None, &extra).await?;
     a.noop().await?;
-    ensure_eq("message count after NOOP (* 3 EXISTS)", a.mailbox().exists(), 3)
+    ensure_eq(
+        "message count after NOOP (* 3 EXISTS)",
+        a.mailbox().exists(),
+        3,
+    )
 }
 
 pub async fn expunge_renumbering(ctx: &Ctx) -> CheckResult {
@@ -253,11 +269,18 @@ pub async fn uid_expunge_only_listed(ctx: &Ctx) -> CheckResult {
         .await?;
     expect_ok(
         &mut s,
-        &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", join_uids(&uids[..2])),
+        &format!(
+            "UID STORE {} +FLAGS.SILENT (\\Deleted)",
+            join_uids(&uids[..2])
+        ),
     )
     .await?;
     s.uid_expunge(&uid_set(&uids[..1])).await?;
     let map = uid_map(&mut s).await?;
     let after: Vec<u32> = map.iter().map(|(_, u)| *u).collect();
-    ensure_eq("UIDs after UID EXPUNGE of the first", after, uids[1..].to_vec())
+    ensure_eq(
+        "UIDs after UID EXPUNGE of the first",
+        after,
+        uids[1..].to_vec(),
+    )
 }

@@ -136,9 +136,7 @@ pub async fn flags_and_permanentflags(ctx: &Ctx) -> CheckResult {
 }
 
 pub async fn examine_read_only(ctx: &Ctx) -> CheckResult {
-    let (mut s, name, _) = ctx
-        .mailbox_with("examine", &three(ctx, "examine"))
-        .await?;
+    let (mut s, name, _) = ctx.mailbox_with("examine", &three(ctx, "examine")).await?;
     let x = s.execute_raw(format!("EXAMINE {name}").as_bytes()).await?;
     ensure(
         is(&x, StatusKind::Ok) && matches!(completion_code(&x), Some(Code::ReadOnly)),
@@ -155,9 +153,13 @@ pub async fn select_nonexistent(ctx: &Ctx) -> CheckResult {
 }
 
 pub async fn failed_select_deselects(ctx: &Ctx) -> CheckResult {
-    let (mut s, _, _) = ctx.mailbox_with("deselect", &three(ctx, "deselect")).await?;
+    let (mut s, _, _) = ctx
+        .mailbox_with("deselect", &three(ctx, "deselect"))
+        .await?;
     let missing = ctx.unique("missing");
-    let x = s.execute_raw(format!("SELECT {missing}").as_bytes()).await?;
+    let x = s
+        .execute_raw(format!("SELECT {missing}").as_bytes())
+        .await?;
     ensure(is(&x, StatusKind::No), "NO to SELECT", completion(&x))?;
     let x = s.execute_raw(b"FETCH 1 (FLAGS)").await?;
     ensure(
@@ -239,18 +241,34 @@ pub async fn status_matches_select(ctx: &Ctx) -> CheckResult {
     }
     let status = s.status(&name, &items).await?;
     let info = s.select(&name).await?;
-    ensure_eq("STATUS MESSAGES (SELECT EXISTS)", status.messages, Some(info.exists))?;
-    ensure_eq("STATUS UIDNEXT (SELECT UIDNEXT)", status.uid_next, info.uid_next)?;
+    ensure_eq(
+        "STATUS MESSAGES (SELECT EXISTS)",
+        status.messages,
+        Some(info.exists),
+    )?;
+    ensure_eq(
+        "STATUS UIDNEXT (SELECT UIDNEXT)",
+        status.uid_next,
+        info.uid_next,
+    )?;
     ensure_eq(
         "STATUS UIDVALIDITY (SELECT UIDVALIDITY)",
         status.uid_validity,
         info.uid_validity,
     )?;
     if rev1 {
-        ensure_eq("STATUS RECENT (SELECT RECENT)", status.recent, Some(info.recent))?;
+        ensure_eq(
+            "STATUS RECENT (SELECT RECENT)",
+            status.recent,
+            Some(info.recent),
+        )?;
     }
     let unseen = s.search(&SearchQuery::parse("UNSEEN")?).await?;
-    ensure_eq("STATUS UNSEEN (messages without \\Seen)", status.unseen, Some(2))?;
+    ensure_eq(
+        "STATUS UNSEEN (messages without \\Seen)",
+        status.unseen,
+        Some(2),
+    )?;
     ensure_eq("SEARCH UNSEEN count", unseen.len(), 2)?;
     if let Some(first) = info.unseen {
         ensure_eq("[UNSEEN n] (first unseen sequence number)", first, 1)?;

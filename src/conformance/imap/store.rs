@@ -123,7 +123,11 @@ async fn flags_after(
     uid: u32,
     answers: Vec<FetchedMessage>,
 ) -> Result<Vec<String>, CheckError> {
-    if let Some(m) = answers.iter().rev().find(|m| m.seq == 1 && m.flags.is_some()) {
+    if let Some(m) = answers
+        .iter()
+        .rev()
+        .find(|m| m.seq == 1 && m.flags.is_some())
+    {
         return Ok(flag_names(m));
     }
     Ok(flag_names(&fetch_uid(s, uid, &[FetchItem::Flags]).await?))
@@ -184,15 +188,19 @@ pub async fn store_returns_fetch(ctx: &Ctx) -> CheckResult {
         Data::Fetch { seq, items } => {
             seq.get() == 1
                 && items.as_ref().iter().any(|i| match i {
-                    MessageDataItem::Flags(flags) => flags.iter().any(|f| {
-                        matches!(f, imap_types::flag::FlagFetch::Flag(Flag::Flagged))
-                    }),
+                    MessageDataItem::Flags(flags) => flags
+                        .iter()
+                        .any(|f| matches!(f, imap_types::flag::FlagFetch::Flag(Flag::Flagged))),
                     _ => false,
                 })
         }
         _ => false,
     });
-    ensure(sent, "* 1 FETCH (FLAGS (... \\Flagged ...))", "no such FETCH")
+    ensure(
+        sent,
+        "* 1 FETCH (FLAGS (... \\Flagged ...))",
+        "no such FETCH",
+    )
 }
 
 pub async fn store_silent(ctx: &Ctx) -> CheckResult {
@@ -262,24 +270,23 @@ pub async fn recent_not_storable(ctx: &Ctx) -> CheckResult {
     }
     let x = s.execute_raw(b"STORE 1 +FLAGS (\\Recent)").await?;
     for response in &x.responses {
-        if let imap_types::response::Response::Data(Data::Fetch { items, .. }) = &response.decoded
-        {
+        if let imap_types::response::Response::Data(Data::Fetch { items, .. }) = &response.decoded {
             let recent = items.as_ref().iter().any(|i| {
                 matches!(i, MessageDataItem::Flags(f)
                     if f.contains(&imap_types::flag::FlagFetch::Recent))
             });
             if recent {
-                return Err(fail("no \\Recent after STORE", super::support::line(response)));
+                return Err(fail(
+                    "no \\Recent after STORE",
+                    super::support::line(response),
+                ));
             }
         }
     }
     let after = fetch_uid(&mut s, uid, &[FetchItem::Flags]).await?;
     ensure(
         !has_flag(&after, "\\Recent"),
-        format!(
-            "\\Recent still unset (STORE answered `{}`)",
-            completion(&x)
-        ),
+        format!("\\Recent still unset (STORE answered `{}`)", completion(&x)),
         format!("{:?}", flag_names(&after)),
     )
 }

@@ -1,4 +1,4 @@
-//! ENVELOPE and BODYSTRUCTURE of unusual messages the checks append, compared with what the
+//! BODYSTRUCTURE (and message/rfc822 envelopes) of unusual messages the checks append, compared with what the
 //! messages really are: types, nesting, exact part sizes and line counts, envelope fields.
 
 use imap_types::body::{BodyStructure, SpecificFields};
@@ -20,33 +20,6 @@ pub const CHECKS: &[Check] = &[
         Must,
         Imap,
         mime_part,
-        destructive
-    ),
-    check!(
-        "imap.envelope.basic-fields",
-        "ENVELOPE gives the date, subject, from, to and message-id of the header",
-        "RFC 9051 7.5.2",
-        Must,
-        Imap,
-        envelope_fields,
-        destructive
-    ),
-    check!(
-        "imap.envelope.sender-reply-to-default",
-        "Without Sender and Reply-To, ENVELOPE repeats From in both",
-        "RFC 9051 7.5.2",
-        Must,
-        Imap,
-        envelope_defaults,
-        destructive
-    ),
-    check!(
-        "imap.envelope.encoded-words",
-        "ENVELOPE carries RFC 2047 encoded subject and display name unchanged",
-        "RFC 9051 7.5.2",
-        Must,
-        Imap,
-        envelope_encoded_words,
         destructive
     ),
     check!(
@@ -97,7 +70,7 @@ pub const CHECKS: &[Check] = &[
 ];
 
 /// `<id@mailswarm.test>` headers and a body, CRLF line ends.
-fn message(id: &str, headers: &str, body: &str) -> Vec<u8> {
+pub(super) fn message(id: &str, headers: &str, body: &str) -> Vec<u8> {
     let text = format!(
         "Date: Thu, 03 Dec 2026 12:00:00 +0000\n\
          Message-ID: <{id}@mailswarm.test>\n\
@@ -107,7 +80,7 @@ fn message(id: &str, headers: &str, body: &str) -> Vec<u8> {
 }
 
 /// Appends `bytes` to a new scratch mailbox; the session has it selected.
-async fn one<'c>(
+pub(super) async fn one<'c>(
     ctx: &'c Ctx,
     what: &str,
     bytes: &[u8],
@@ -124,7 +97,10 @@ async fn structure(s: &mut Session<'_>, uid: u32) -> Result<BodyStructure<'stati
         .ok_or_else(|| fail("BODYSTRUCTURE in the answer", "none"))
 }
 
-async fn envelope(s: &mut Session<'_>, uid: u32) -> Result<Envelope<'static>, CheckError> {
+pub(super) async fn envelope(
+    s: &mut Session<'_>,
+    uid: u32,
+) -> Result<Envelope<'static>, CheckError> {
     fetch_uid(s, uid, &[FetchItem::Envelope])
         .await?
         .envelope
@@ -180,101 +156,22 @@ fn crlf(text: &str) -> String {
     text.replace("\r\n", "\n").replace('\n', "\r\n")
 }
 
-fn address(list: &[Address<'_>]) -> Vec<(Option<String>, Option<String>, Option<String>)> {
+pub(super) fn address(
+    list: &[Address<'_>],
+) -> Vec<(Option<String>, Option<String>, Option<String>)> {
     list.iter()
         .map(|a| (nstring(&a.name), nstring(&a.mailbox), nstring(&a.host)))
         .collect()
 }
 
-fn some(name: Option<&str>, mailbox: &str) -> (Option<String>, Option<String>, Option<String>) {
+pub(super) fn some(
+    name: Option<&str>,
+    mailbox: &str,
+) -> (Option<String>, Option<String>, Option<String>) {
     (
         name.map(str::to_string),
         Some(mailbox.to_string()),
         Some("mailswarm.test".to_string()),
-    )
-}
-
-pub async fn envelope_fields(ctx: &Ctx) -> CheckResult {
-    let id = ctx.unique("env");
-    let bytes = message(
-        &id,
-        "From: Alice Example <alice@mailswarm.test>\n\
-         To: Bob <bob@mailswarm.test>, carol@mailswarm.test\n\
-         Subject: envelope fields\n\
-         Content-Type: text/plain",
-        "x\n",
-    );
-    let (mut s, uid) = one(ctx, "env", &bytes).await?;
-    let e = envelope(&mut s, uid).await?;
-    ensure_eq(
-        "date",
-        nstring(&e.date).as_deref(),
-        Some("Thu, 03 Dec 2026 12:00:00 +0000"),
-    )?;
-    ensure_eq("subject", nstring(&e.subject).as_deref(), Some("envelope fields"))?;
-    ensure_eq(
-        "from",
-        address(&e.from),
-        vec![some(Some("Alice Example"), "alice")],
-    )?;
-    ensure_eq(
-        "to",
-        address(&e.to),
-        vec![some(Some("Bob"), "bob"), some(None, "carol")],
-    )?;
-    ensure_eq("cc", address(&e.cc), vec![])?;
-    ensure_eq("in-reply-to", nstring(&e.in_reply_to), None)?;
-    ensure_eq(
-        "message-id",
-        nstring(&e.message_id),
-        Some(format!("<{id}@mailswarm.test>")),
-    )
-}
-
-pub async fn envelope_defaults(ctx: &Ctx) -> CheckResult {
-    let id = ctx.unique("envdef");
-    let bytes = message(
-        &id,
-        "From: Alice Example <alice@mailswarm.test>\nSubject: defaults",
-        "x\n",
-    );
-    let (mut s, uid) = one(ctx, "envdef", &bytes).await?;
-    let e = envelope(&mut s, uid).await?;
-    let from = address(&e.from);
-    ensure_eq("from", from.clone(), vec![some(Some("Alice Example"), "alice")])?;
-    ensure_eq("sender (= from)", address(&e.sender), from.clone())?;
-    ensure_eq("reply-to (= from)", address(&e.reply_to), from)
-}
-
-pub async fn envelope_encoded_words(ctx: &Ctx) -> CheckResult {
-    let id = ctx.unique("env2047");
-    let subject = "=?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=";
-    let name = "=?ISO-8859-1?Q?J=F6rg_M=FCller?=";
-    let bytes = message(
-        &id,
-        &format!("From: {name} <joerg@mailswarm.test>\nSubject: {subject}\nContent-Type: text/plain"),
-        "x\n",
-    );
-    let (mut s, uid) = one(ctx, "env2047", &bytes).await?;
-    let e = envelope(&mut s, uid).await?;
-    // The raw header text is what RFC 3501 servers send; a UTF-8 capable server may decode.
-    let got = nstring(&e.subject).unwrap_or_default();
-    ensure(
-        got == subject || got == "Grüße aus Köln",
-        format!("subject {subject:?} (or its decoded text)"),
-        format!("{got:?}"),
-    )?;
-    let from = address(&e.from);
-    let display = from.first().and_then(|a| a.0.clone()).unwrap_or_default();
-    ensure(
-        display == name || display == "Jörg Müller",
-        format!("from name {name:?} (or its decoded text)"),
-        format!("{from:?}"),
-    )?;
-    ensure_eq(
-        "from mailbox and host",
-        from.first().map(|a| (a.1.clone(), a.2.clone())),
-        Some((Some("joerg".into()), Some("mailswarm.test".into()))),
     )
 }
 
@@ -356,7 +253,9 @@ pub async fn mime_part(ctx: &Ctx) -> CheckResult {
     let mut mime = None;
     let mut part = None;
     for d in super::support::data(&x) {
-        let Data::Fetch { items, .. } = d else { continue };
+        let Data::Fetch { items, .. } = d else {
+            continue;
+        };
         for item in items.as_ref() {
             if let MessageDataItem::BodyExt { section, data, .. } = item {
                 match section {
@@ -401,7 +300,8 @@ pub async fn message_rfc822(ctx: &Ctx) -> CheckResult {
     let (is, il) = measure(&intro);
     let (ms, ml) = measure(&inner);
     let (bs, bl) = measure(&inner_body);
-    let want = format!("mixed(text/plain[{is},{il}],message/rfc822[{ms},{ml}]<text/plain[{bs},{bl}]>)");
+    let want =
+        format!("mixed(text/plain[{is},{il}],message/rfc822[{ms},{ml}]<text/plain[{bs},{bl}]>)");
     ensure_eq("BODYSTRUCTURE outline", outline(&b), want)?;
     let BodyStructure::Multi { bodies, .. } = &b else {
         return Err(fail("multipart", outline(&b)));
@@ -437,7 +337,11 @@ pub async fn empty_body(ctx: &Ctx) -> CheckResult {
     );
     let (mut s, uid) = one(ctx, "empty", &bytes).await?;
     let b = structure(&mut s, uid).await?;
-    ensure_eq("BODYSTRUCTURE outline", outline(&b), "text/plain[0,0]".into())?;
+    ensure_eq(
+        "BODYSTRUCTURE outline",
+        outline(&b),
+        "text/plain[0,0]".into(),
+    )?;
     let m = fetch_uid(&mut s, uid, &[FetchItem::Rfc822Size]).await?;
     ensure_eq("RFC822.SIZE", m.rfc822_size, Some(bytes.len() as u32))
 }
@@ -455,7 +359,9 @@ pub async fn eight_bit(ctx: &Ctx) -> CheckResult {
     match s.append(&name, &[], None, &bytes).await {
         Ok(_) => {}
         Err(ImapError::No { text, .. }) => {
-            ctx.note(format!("APPEND of 8-bit data refused with NO ({text}), which is allowed"));
+            ctx.note(format!(
+                "APPEND of 8-bit data refused with NO ({text}), which is allowed"
+            ));
             return Ok(());
         }
         Err(e) => return Err(e.into()),
@@ -470,11 +376,18 @@ pub async fn eight_bit(ctx: &Ctx) -> CheckResult {
     ensure(
         m.body().map(|b| b.as_ref()) == Some(&bytes[..]),
         "BODY[] equal to the appended 8-bit octets",
-        format!("{:?}", m.body().map(|b| String::from_utf8_lossy(b).into_owned())),
+        format!(
+            "{:?}",
+            m.body().map(|b| String::from_utf8_lossy(b).into_owned())
+        ),
     )?;
     let b = structure(&mut s, uid).await?;
     let (size, lines) = measure(&body);
-    ensure_eq("BODYSTRUCTURE outline", outline(&b), format!("text/plain[{size},{lines}]"))?;
+    ensure_eq(
+        "BODYSTRUCTURE outline",
+        outline(&b),
+        format!("text/plain[{size},{lines}]"),
+    )?;
     let BodyStructure::Single { body, .. } = &b else {
         return Err(fail("single part", outline(&b)));
     };
@@ -507,7 +420,12 @@ pub async fn parameters(ctx: &Ctx) -> CheckResult {
         .iter()
         .map(|(k, v)| (istring(k).to_lowercase(), istring(v)))
         .collect();
-    let value = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let value = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
     ensure(
         value("charset").map(|v| v.to_lowercase()) == Some("utf-8".into())
             && value("name").as_deref() == Some("report.txt")
@@ -531,5 +449,9 @@ pub async fn parameters(ctx: &Ctx) -> CheckResult {
         "7bit".into(),
     )?;
     let (size, lines) = measure(&body);
-    ensure_eq("outline", outline(&b), format!("text/plain[{size},{lines}]"))
+    ensure_eq(
+        "outline",
+        outline(&b),
+        format!("text/plain[{size},{lines}]"),
+    )
 }

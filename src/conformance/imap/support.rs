@@ -12,7 +12,9 @@ use crate::proto::imap::{FetchItem, FetchedMessage, RawExchange, RawResponse};
 
 /// The exact bytes of a response, without the final CRLF, for failure messages.
 pub fn line(response: &RawResponse) -> String {
-    String::from_utf8_lossy(&response.raw).trim_end().to_string()
+    String::from_utf8_lossy(&response.raw)
+        .trim_end()
+        .to_string()
 }
 
 /// The tagged completion line of an exchange.
@@ -21,7 +23,7 @@ pub fn completion(exchange: &RawExchange) -> String {
 }
 
 /// The response code of the tagged completion.
-pub fn completion_code<'a>(exchange: &'a RawExchange) -> Option<&'a Code<'static>> {
+pub fn completion_code(exchange: &RawExchange) -> Option<&Code<'static>> {
     exchange.completion.decoded_code()
 }
 
