@@ -12,18 +12,16 @@ use crate::conformance::{ensure, ensure_eq, fail, Check, CheckError, CheckResult
 use crate::proto::imap::{FetchItem, Flag, SearchQuery, StatusDataItemName};
 
 pub const CHECKS: &[Check] = &[
-    Check {
-        needs: &["UIDPLUS"],
-        ..check!(
-            "imap.append.appenduid",
-            "[APPENDUID] names the mailbox UIDVALIDITY and the UID the message got",
-            "RFC 4315 3",
-            Must,
-            Imap,
-            appenduid,
-            destructive
-        )
-    },
+    check!(
+        "imap.append.appenduid",
+        "[APPENDUID] names the mailbox UIDVALIDITY and the UID the message got",
+        "RFC 4315 3",
+        Must,
+        Imap,
+        appenduid,
+        needs: ["UIDPLUS"],
+        destructive
+    ),
     check!(
         "imap.append.trycreate",
         "APPEND to a mailbox that does not exist is NO [TRYCREATE] and creates nothing",
@@ -42,18 +40,16 @@ pub const CHECKS: &[Check] = &[
         append_flags,
         destructive
     ),
-    Check {
-        needs: &["UIDPLUS"],
-        ..check!(
-            "imap.copy.copyuid",
-            "[COPYUID] gives source and destination UIDs of equal length, pairwise in order",
-            "RFC 4315 3",
-            Must,
-            Imap,
-            copyuid,
-            destructive
-        )
-    },
+    check!(
+        "imap.copy.copyuid",
+        "[COPYUID] gives source and destination UIDs of equal length, pairwise in order",
+        "RFC 4315 3",
+        Must,
+        Imap,
+        copyuid,
+        needs: ["UIDPLUS"],
+        destructive
+    ),
     check!(
         "imap.copy.keeps-flags",
         "COPY keeps the source and preserves flags in the copies",
@@ -63,18 +59,16 @@ pub const CHECKS: &[Check] = &[
         copy_keeps_flags,
         destructive
     ),
-    Check {
-        needs: &["MOVE", "UIDPLUS"],
-        ..check!(
-            "imap.move.expunge-copyuid",
-            "MOVE expunges the source messages and reports [COPYUID] for the destination",
-            "RFC 6851 3.3",
-            Must,
-            Imap,
-            move_expunge_copyuid,
-            destructive
-        )
-    },
+    check!(
+        "imap.move.expunge-copyuid",
+        "MOVE expunges the source messages and reports [COPYUID] for the destination",
+        "RFC 6851 3.3",
+        Must,
+        Imap,
+        move_expunge_copyuid,
+        needs: ["MOVE", "UIDPLUS"],
+        destructive
+    ),
 ];
 
 fn messages(ctx: &Ctx, what: &str, n: usize) -> Vec<Vec<u8>> {

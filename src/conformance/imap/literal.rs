@@ -27,18 +27,16 @@ pub const CHECKS: &[Check] = &[
         sync_continuation,
         destructive
     ),
-    Check {
-        needs: &["LITERAL+|LITERAL-"],
-        ..check!(
-            "imap.literal.non-sync-append",
-            "APPEND with a non-synchronizing literal {N+} stores the message",
-            "RFC 7888 3",
-            Must,
-            Imap,
-            non_sync_append,
-            destructive
-        )
-    },
+    check!(
+        "imap.literal.non-sync-append",
+        "APPEND with a non-synchronizing literal {N+} stores the message",
+        "RFC 7888 3",
+        Must,
+        Imap,
+        non_sync_append,
+        needs: ["LITERAL+|LITERAL-"],
+        destructive
+    ),
     check!(
         "imap.literal.command-lookalike",
         "Command-like lines inside a literal are stored verbatim, never executed",

@@ -73,18 +73,16 @@ pub const CHECKS: &[Check] = &[
         expunge_renumbering,
         destructive
     ),
-    Check {
-        needs: &["UIDPLUS"],
-        ..check!(
-            "imap.expunge.uid-expunge",
-            "UID EXPUNGE removes only the listed \\Deleted messages",
-            "RFC 4315 2.1",
-            Must,
-            Imap,
-            uid_expunge_only_listed,
-            destructive
-        )
-    },
+    check!(
+        "imap.expunge.uid-expunge",
+        "UID EXPUNGE removes only the listed \\Deleted messages",
+        "RFC 4315 2.1",
+        Must,
+        Imap,
+        uid_expunge_only_listed,
+        needs: ["UIDPLUS"],
+        destructive
+    ),
 ];
 
 fn messages(ctx: &Ctx, what: &str, n: usize) -> Vec<Vec<u8>> {

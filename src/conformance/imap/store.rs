@@ -66,18 +66,16 @@ pub const CHECKS: &[Check] = &[
         store_keyword,
         destructive
     ),
-    Check {
-        needs: &["IMAP4rev1"],
-        ..check!(
-            "imap.store.recent-not-storable",
-            "\\Recent cannot be set by STORE",
-            "RFC 3501 2.3.2",
-            Must,
-            Imap,
-            recent_not_storable,
-            destructive
-        )
-    },
+    check!(
+        "imap.store.recent-not-storable",
+        "\\Recent cannot be set by STORE",
+        "RFC 3501 2.3.2",
+        Must,
+        Imap,
+        recent_not_storable,
+        needs: ["IMAP4rev1"],
+        destructive
+    ),
     check!(
         "imap.fetch.body-sets-seen",
         "FETCH BODY[] sets \\Seen",
