@@ -8,7 +8,9 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::common;
-use crate::mutation_proxy::{replace, LineRewriter, Mutation, MutationProxy};
+use crate::mutation_proxy::{
+    map_number_after, replace, LastCommand, LineRewriter, Mutation, MutationProxy,
+};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Endpoint {
@@ -81,7 +83,7 @@ fn rewriter(f: fn(&[u8]) -> Vec<u8>) -> LineRewriter {
     Box::new(f)
 }
 
-fn unchanged() -> LineRewriter {
+fn unchanged(_: LastCommand) -> LineRewriter {
     rewriter(|line| line.to_vec())
 }
 
@@ -108,7 +110,7 @@ fn a_transparent_proxy_fails_nothing() {
 // ----- IMAP ------------------------------------------------------------------------------
 
 /// SELECT without `* OK [UIDNEXT n]`.
-fn imap_no_uidnext() -> LineRewriter {
+fn imap_no_uidnext(_: LastCommand) -> LineRewriter {
     rewriter(|line| {
         if text(line).starts_with("* OK [UIDNEXT ") {
             Vec::new()
@@ -119,7 +121,7 @@ fn imap_no_uidnext() -> LineRewriter {
 }
 
 /// CAPABILITY without IMAP4rev1.
-fn imap_no_revision() -> LineRewriter {
+fn imap_no_revision(_: LastCommand) -> LineRewriter {
     rewriter(|line| replace(line, "IMAP4rev1 ", ""))
 }
 
@@ -128,8 +130,11 @@ fn imap_select_family() {
     assert_only(
         Endpoint::Imap,
         imap_no_uidnext,
-        "imap.select",
-        &["imap.select.uidnext-present"],
+        "imap",
+        &[
+            "imap.select.uidnext-not-reused",
+            "imap.select.uidnext-present",
+        ],
     );
 }
 
@@ -143,15 +148,178 @@ fn imap_greeting_family() {
     );
 }
 
+/// RFC822.SIZE one octet more than the message has.
+fn imap_size_off_by_one(_: LastCommand) -> LineRewriter {
+    rewriter(|line| map_number_after(line, "RFC822.SIZE ", |n| n + 1))
+}
+
+/// APPENDUID naming another UIDVALIDITY.
+fn imap_appenduid_wrong_validity(_: LastCommand) -> LineRewriter {
+    rewriter(|line| map_number_after(line, "[APPENDUID ", |n| n + 1))
+}
+
+/// The answer to SEARCH (not UID SEARCH) shifted by one: sequence numbers that name the
+/// wrong messages.
+fn imap_search_shifted(last: LastCommand) -> LineRewriter {
+    Box::new(move |line| {
+        let command = last.lock().unwrap().to_ascii_uppercase();
+        let plain_search = command.split(' ').nth(1) == Some("SEARCH");
+        match text(line).strip_prefix("* SEARCH ") {
+            Some(rest) if plain_search => {
+                let shifted: Vec<String> = rest
+                    .split_whitespace()
+                    .map(|n| {
+                        n.parse::<u64>()
+                            .map_or(n.to_string(), |n| (n + 1).to_string())
+                    })
+                    .collect();
+                format!("* SEARCH {}\r\n", shifted.join(" ")).into_bytes()
+            }
+            _ => line.to_vec(),
+        }
+    })
+}
+
+/// STATUS reporting one message more than there is.
+fn imap_status_messages_plus_one(_: LastCommand) -> LineRewriter {
+    rewriter(|line| {
+        if text(line).starts_with("* STATUS ") {
+            map_number_after(line, "MESSAGES ", |n| n + 1)
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+/// text/plain parts described as text/html in BODYSTRUCTURE.
+fn imap_bodystructure_wrong_subtype(_: LastCommand) -> LineRewriter {
+    rewriter(|line| {
+        if text(line).contains("BODYSTRUCTURE") {
+            replace(line, "\"text\" \"plain\"", "\"text\" \"html\"")
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+/// Every EXPUNGE reported as message 1.
+fn imap_expunge_wrong_number(_: LastCommand) -> LineRewriter {
+    rewriter(|line| {
+        let t = text(line);
+        if t.starts_with("* ") && t.trim_end().ends_with(" EXPUNGE") {
+            b"* 1 EXPUNGE\r\n".to_vec()
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+/// FLAGS answers that leave out \Seen.
+fn imap_flags_without_seen(_: LastCommand) -> LineRewriter {
+    rewriter(|line| {
+        if text(line).contains(" FETCH (") {
+            replace(&replace(line, "\\Seen ", ""), "\\Seen", "")
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+#[test]
+fn imap_fetch_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_size_off_by_one,
+        "imap",
+        // The empty-body check compares the size with the octets it appended.
+        &["imap.bodystructure.empty-body", "imap.fetch.rfc822-size"],
+    );
+}
+
+#[test]
+fn imap_append_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_appenduid_wrong_validity,
+        "imap",
+        &["imap.append.appenduid"],
+    );
+}
+
+#[test]
+fn imap_search_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_search_shifted,
+        "imap",
+        &[
+            "imap.search.header",
+            "imap.search.sequence-numbers",
+            "imap.search.subject",
+            "imap.search.unseen-flagged",
+        ],
+    );
+}
+
+#[test]
+fn imap_status_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_status_messages_plus_one,
+        "imap",
+        &["imap.status.matches-select"],
+    );
+}
+
+#[test]
+fn imap_bodystructure_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_bodystructure_wrong_subtype,
+        "imap",
+        &[
+            "imap.bodystructure.eight-bit",
+            "imap.bodystructure.empty-body",
+            "imap.bodystructure.message-rfc822",
+            "imap.bodystructure.nested-multipart",
+            "imap.bodystructure.parameters",
+        ],
+    );
+}
+
+#[test]
+fn imap_expunge_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_expunge_wrong_number,
+        "imap",
+        &["imap.expunge.renumbering"],
+    );
+}
+
+#[test]
+fn imap_flags_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_flags_without_seen,
+        "imap",
+        &[
+            "imap.fetch.body-sets-seen",
+            "imap.store.add-flags",
+            "imap.store.remove-flags",
+        ],
+    );
+}
+
 // ----- SMTP ------------------------------------------------------------------------------
 
 /// An EHLO keyword outside the grammar (`_` is not allowed).
-fn smtp_bad_ehlo_keyword() -> LineRewriter {
+fn smtp_bad_ehlo_keyword(_: LastCommand) -> LineRewriter {
     rewriter(|line| replace(line, "250-ENHANCEDSTATUSCODES", "250-ENHANCED_STATUS_CODES"))
 }
 
 /// AUTH PLAIN without initial response answered with a non-empty challenge.
-fn smtp_nonempty_plain_challenge() -> LineRewriter {
+fn smtp_nonempty_plain_challenge(_: LastCommand) -> LineRewriter {
     rewriter(|line| {
         if line == b"334 \r\n" {
             b"334 Zm9v\r\n".to_vec()
@@ -163,7 +331,7 @@ fn smtp_nonempty_plain_challenge() -> LineRewriter {
 
 /// Plaintext injected after the STARTTLS go-ahead, as a vulnerable server would answer a
 /// pipelined command.
-fn smtp_starttls_injection() -> LineRewriter {
+fn smtp_starttls_injection(_: LastCommand) -> LineRewriter {
     rewriter(|line| {
         let mut out = line.to_vec();
         if text(line)
@@ -215,7 +383,7 @@ fn smtp_starttls_family() {
 // ----- LMTP ------------------------------------------------------------------------------
 
 /// Every per-recipient reply after DATA sent twice.
-fn lmtp_doubled_recipient_reply() -> LineRewriter {
+fn lmtp_doubled_recipient_reply(_: LastCommand) -> LineRewriter {
     rewriter(|line| {
         let t = text(line);
         if t.starts_with("250 2.0.0 <") && t.contains(" Saved") {
@@ -227,7 +395,7 @@ fn lmtp_doubled_recipient_reply() -> LineRewriter {
 }
 
 /// A reply too many after the message, in the transaction that had a recipient refused.
-fn lmtp_reply_for_refused_recipient() -> LineRewriter {
+fn lmtp_reply_for_refused_recipient(_: LastCommand) -> LineRewriter {
     let mut refused = false;
     Box::new(move |line| {
         let t = text(line);

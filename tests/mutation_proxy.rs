@@ -5,6 +5,7 @@
 //! several lines, or nothing. After a STARTTLS go-ahead the rest is relayed untouched (TLS).
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -13,8 +14,12 @@ use tokio::runtime::Runtime;
 /// Rewrites one server line (with its CRLF); one per connection, so it may keep state.
 pub type LineRewriter = Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>;
 
+/// The last complete line the client sent on this connection (for mutations that depend on
+/// the command being answered).
+pub type LastCommand = Arc<Mutex<String>>;
+
 /// Makes the rewriter for each new connection.
-pub type Mutation = fn() -> LineRewriter;
+pub type Mutation = fn(LastCommand) -> LineRewriter;
 
 pub struct MutationProxy {
     pub addr: SocketAddr,
@@ -34,7 +39,8 @@ impl MutationProxy {
         runtime.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 tokio::spawn(async move {
-                    let _ = relay(client, upstream, mutation()).await;
+                    let last = LastCommand::default();
+                    let _ = relay(client, upstream, mutation(last.clone()), last).await;
                 });
             }
         });
@@ -49,6 +55,7 @@ async fn relay(
     client: TcpStream,
     upstream: SocketAddr,
     mut mutation: LineRewriter,
+    last: LastCommand,
 ) -> std::io::Result<()> {
     let server = TcpStream::connect(upstream).await?;
     client.set_nodelay(true)?;
@@ -56,7 +63,24 @@ async fn relay(
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let up = async {
-        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        let mut line = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            for &b in &buf[..n] {
+                line.push(b);
+                if line.ends_with(b"\r\n") {
+                    *last.lock().unwrap() = String::from_utf8_lossy(&line).trim_end().to_string();
+                    line.clear();
+                }
+            }
+            if server_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
         let _ = server_write.shutdown().await;
     };
     let down = async {
@@ -127,4 +151,23 @@ fn literal_length(line: &[u8]) -> usize {
 /// Replaces `from` with `to` in a line.
 pub fn replace(line: &[u8], from: &str, to: &str) -> Vec<u8> {
     String::from_utf8_lossy(line).replace(from, to).into_bytes()
+}
+
+/// Applies `f` to the number right after each occurrence of `key` in a line.
+pub fn map_number_after(line: &[u8], key: &str, f: fn(u64) -> u64) -> Vec<u8> {
+    let text = String::from_utf8_lossy(line);
+    let mut out = String::new();
+    let mut rest: &str = &text;
+    while let Some(at) = rest.find(key) {
+        let (head, tail) = rest.split_at(at + key.len());
+        out.push_str(head);
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        match tail[..digits].parse::<u64>() {
+            Ok(n) => out.push_str(&f(n).to_string()),
+            Err(_) => out.push_str(&tail[..digits]),
+        }
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out.into_bytes()
 }

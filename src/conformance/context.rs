@@ -133,7 +133,7 @@ impl Ctx {
                 format!("{} EXISTS", info.exists),
             ));
         }
-        let uids = session.uid_search(&SearchQuery::all()).await?;
+        let uids = all_uids(&mut session).await?;
         Ok((session, name, uids))
     }
 
@@ -329,6 +329,34 @@ pub async fn expect_ok(
 
 fn first_words(command: &str) -> String {
     command.chars().take(60).collect()
+}
+
+/// The UIDs of the selected mailbox in sequence order, from `UID FETCH 1:* (UID)`: fixtures
+/// list messages with FETCH so that SEARCH checks test SEARCH alone.
+pub async fn all_uids(session: &mut Session<'_>) -> Result<Vec<u32>, CheckError> {
+    Ok(uid_map(session)
+        .await?
+        .into_iter()
+        .map(|(_, uid)| uid)
+        .collect())
+}
+
+/// The seq -> UID map of the selected mailbox from `UID FETCH 1:* (UID)`, ordered by seq
+/// (empty without asking when the mailbox is).
+pub async fn uid_map(session: &mut Session<'_>) -> Result<Vec<(u32, u32)>, CheckError> {
+    if session.mailbox().exists() == 0 {
+        return Ok(Vec::new());
+    }
+    let all = SequenceSet::try_from("1:*").expect("a valid set");
+    let mut map: Vec<(u32, u32)> = session
+        .uid_fetch(&all, &[FetchItem::Uid])
+        .await?
+        .iter()
+        .filter_map(|m| m.uid.map(|uid| (m.seq, uid)))
+        .collect();
+    map.sort_unstable();
+    map.dedup();
+    Ok(map)
 }
 
 /// `1,5,7` for a UID list.

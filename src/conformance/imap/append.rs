@@ -264,7 +264,7 @@ pub async fn move_expunge_copyuid(ctx: &Ctx) -> CheckResult {
     )?;
     let info = s.select(&src).await?;
     ensure_eq("source EXISTS after MOVE", info.exists, 1)?;
-    let left = s.uid_search(&SearchQuery::all()).await?;
+    let left = crate::conformance::context::all_uids(&mut s).await?;
     ensure_eq("source UIDs after MOVE", left, vec![uids[1]])?;
     s.select(&dest).await?;
     for (src_uid, dst_uid) in source.iter().zip(&target) {

@@ -3,8 +3,9 @@
 
 use imap_types::response::{Code, Data, StatusKind};
 
-use super::support::{codes, completion, data, is, uid_map};
+use super::support::{codes, completion, data, is};
 use crate::conform_check as check;
+use crate::conformance::context::uid_map;
 use crate::conformance::context::{expect_ok, join_uids, simple_message, uid_set, Session};
 use crate::conformance::{ensure, ensure_eq, fail, Check, CheckError, CheckResult, Ctx};
 use crate::proto::imap::{Flag, SearchQuery};

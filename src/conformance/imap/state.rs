@@ -3,8 +3,9 @@
 
 use imap_types::response::{Code, Data, StatusKind};
 
-use super::support::{codes, completion, completion_code, data, is, uid_map};
+use super::support::{codes, completion, completion_code, data, is};
 use crate::conform_check as check;
+use crate::conformance::context::uid_map;
 use crate::conformance::context::{expect_ok, simple_message};
 use crate::conformance::{ensure, ensure_eq, fail, Check, CheckResult, Ctx};
 use crate::proto::imap::{Flag, SearchQuery, StatusDataItemName};
@@ -175,7 +176,7 @@ pub async fn exists_count(ctx: &Ctx) -> CheckResult {
         .collect();
     // mailbox_with already compares EXISTS with the number appended.
     let (mut s, name, uids) = ctx.mailbox_with("exists", &messages).await?;
-    ensure_eq("UID SEARCH ALL count", uids.len(), 4)?;
+    ensure_eq("UIDs listed by UID FETCH 1:*", uids.len(), 4)?;
     let info = s.examine(&name).await?;
     ensure_eq("EXISTS on EXAMINE", info.exists, 4)
 }

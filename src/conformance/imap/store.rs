@@ -106,8 +106,7 @@ async fn one_with<'c>(
     let message = simple_message(&ctx.unique(what), what, "flag test");
     s.append(&name, flags, None, &message).await?;
     s.select(&name).await?;
-    let uid = s
-        .uid_search(&crate::proto::imap::SearchQuery::all())
+    let uid = crate::conformance::context::all_uids(&mut s)
         .await?
         .first()
         .copied()

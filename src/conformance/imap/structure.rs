@@ -367,8 +367,7 @@ pub async fn eight_bit(ctx: &Ctx) -> CheckResult {
         Err(e) => return Err(e.into()),
     }
     s.select(&name).await?;
-    let uid = *s
-        .uid_search(&crate::proto::imap::SearchQuery::all())
+    let uid = *crate::conformance::context::all_uids(&mut s)
         .await?
         .first()
         .ok_or_else(|| fail("the appended message", "empty mailbox"))?;

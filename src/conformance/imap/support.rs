@@ -137,19 +137,6 @@ pub async fn fetch_uid(
         .ok_or_else(|| fail(format!("a FETCH answer with UID {uid}"), "none"))
 }
 
-/// The seq -> UID map of the selected mailbox from `UID FETCH 1:* (UID)`, ordered by seq.
-pub async fn uid_map(session: &mut Session<'_>) -> Result<Vec<(u32, u32)>, CheckError> {
-    let all = crate::proto::imap::SequenceSet::try_from("1:*").expect("valid set");
-    let answers = session.uid_fetch(&all, &[FetchItem::Uid]).await?;
-    let mut map: Vec<(u32, u32)> = answers
-        .iter()
-        .filter_map(|m| m.uid.map(|u| (m.seq, u)))
-        .collect();
-    map.sort_unstable();
-    map.dedup();
-    Ok(map)
-}
-
 /// A full-message peek item.
 pub const PEEK_ALL: FetchItem<'static> = FetchItem::Body {
     part: crate::proto::imap::BodyPart::Full,
