@@ -131,9 +131,11 @@ fn imap_select_family() {
         Endpoint::Imap,
         imap_no_uidnext,
         "imap",
+        // STATUS UIDNEXT is compared with SELECT's.
         &[
             "imap.select.uidnext-not-reused",
             "imap.select.uidnext-present",
+            "imap.status.matches-select",
         ],
     );
 }
