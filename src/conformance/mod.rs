@@ -125,21 +125,32 @@ pub fn group_of(id: &str) -> &str {
 /// optional `needs: [..]`, `accounts: N`, `destructive` after the function.
 #[macro_export]
 macro_rules! conform_check {
+    // `destructive` is matched as a literal word in its own arm: an `ident` fragment there
+    // would make `needs:` and `accounts:` ambiguous for the macro parser.
     ($id:literal, $title:literal, $reference:literal, $level:ident, $proto:ident, $run:path
-     $(, needs: [$($need:literal),* $(,)?])? $(, accounts: $accounts:literal)? $(, $destructive:ident)?) => {
+     $(, needs: [$($need:literal),* $(,)?])? $(, accounts: $accounts:literal)?, destructive) => {
+        $crate::conform_check!(@build $id, $title, $reference, $level, $proto, $run,
+            [$($($need),*)?], 1 $(- 1 + $accounts)?, true)
+    };
+    ($id:literal, $title:literal, $reference:literal, $level:ident, $proto:ident, $run:path
+     $(, needs: [$($need:literal),* $(,)?])? $(, accounts: $accounts:literal)?) => {
+        $crate::conform_check!(@build $id, $title, $reference, $level, $proto, $run,
+            [$($($need),*)?], 1 $(- 1 + $accounts)?, false)
+    };
+    (@build $id:literal, $title:literal, $reference:literal, $level:ident, $proto:ident,
+     $run:path, [$($need:literal),*], $accounts:expr, $destructive:literal) => {
         $crate::conformance::Check {
             id: $id,
             title: $title,
             reference: $reference,
             level: $crate::conformance::Level::$level,
             protocol: $crate::conformance::Protocol::$proto,
-            needs: &[$($($need),*)?],
-            accounts: 1 $(- 1 + $accounts)?,
-            destructive: false $(|| $crate::conform_check!(@flag $destructive))?,
+            needs: &[$($need),*],
+            accounts: $accounts,
+            destructive: $destructive,
             run: |ctx| Box::pin($run(ctx)),
         }
     };
-    (@flag destructive) => { true };
 }
 
 /// Why a check did not pass.
