@@ -6,8 +6,8 @@ use imap_types::response::{Code, Data};
 use imap_types::sequence::SequenceSet;
 
 use super::untagged::{
-    completion_code, data, expunges, fetches, has_flag, lines, modseq_of, raw, require_ok,
-    uid_of, untagged_code,
+    completion_code, data, expunges, fetches, has_flag, lines, modseq_of, raw, require_ok, uid_of,
+    untagged_code,
 };
 use crate::conform_check as check;
 use crate::conformance::context::{expect_ok, simple_message, Session};
@@ -109,7 +109,9 @@ async fn select_condstore(s: &mut Session<'_>, name: &str) -> Result<u64, CheckE
     let ex = raw(s, &format!("SELECT {name} (CONDSTORE)")).await?;
     require_ok(&ex, "SELECT (CONDSTORE)")?;
     if untagged_code(&ex, |c| matches!(c, Code::NoModSeq).then_some(())).is_some() {
-        return Err(CheckError::Skip("the mailbox has no mod-sequences (NOMODSEQ)".into()));
+        return Err(CheckError::Skip(
+            "the mailbox has no mod-sequences (NOMODSEQ)".into(),
+        ));
     }
     highest(&ex).ok_or_else(|| fail("* OK [HIGHESTMODSEQ n] in SELECT (CONDSTORE)", lines(&ex)))
 }
@@ -126,7 +128,9 @@ async fn modseq(s: &mut Session<'_>, uid: u32) -> Result<u64, CheckError> {
 }
 
 pub async fn select_highestmodseq(ctx: &Ctx) -> CheckResult {
-    let (mut s, name, _) = ctx.mailbox_with("cs-select", &msgs(ctx, "cs-select", 1)).await?;
+    let (mut s, name, _) = ctx
+        .mailbox_with("cs-select", &msgs(ctx, "cs-select", 1))
+        .await?;
     let ex = raw(&mut s, &format!("SELECT {name} (CONDSTORE)")).await?;
     require_ok(&ex, "SELECT (CONDSTORE)")?;
     let nomodseq = untagged_code(&ex, |c| matches!(c, Code::NoModSeq).then_some(())).is_some();
@@ -138,13 +142,27 @@ pub async fn select_highestmodseq(ctx: &Ctx) -> CheckResult {
 }
 
 pub async fn store_raises_modseq(ctx: &Ctx) -> CheckResult {
-    let (mut s, name, uids) = ctx.mailbox_with("cs-store", &msgs(ctx, "cs-store", 1)).await?;
+    let (mut s, name, uids) = ctx
+        .mailbox_with("cs-store", &msgs(ctx, "cs-store", 1))
+        .await?;
     let before = select_condstore(&mut s, &name).await?;
     let m0 = modseq(&mut s, uids[0]).await?;
-    ensure(m0 <= before, format!("MODSEQ <= HIGHESTMODSEQ {before}"), format!("MODSEQ {m0}"))?;
-    expect_ok(&mut s, &format!("UID STORE {} +FLAGS.SILENT (\\Flagged)", uids[0])).await?;
+    ensure(
+        m0 <= before,
+        format!("MODSEQ <= HIGHESTMODSEQ {before}"),
+        format!("MODSEQ {m0}"),
+    )?;
+    expect_ok(
+        &mut s,
+        &format!("UID STORE {} +FLAGS.SILENT (\\Flagged)", uids[0]),
+    )
+    .await?;
     let m1 = modseq(&mut s, uids[0]).await?;
-    ensure(m1 > m0, format!("MODSEQ above {m0} after STORE"), format!("MODSEQ {m1}"))?;
+    ensure(
+        m1 > m0,
+        format!("MODSEQ above {m0} after STORE"),
+        format!("MODSEQ {m1}"),
+    )?;
     let after = select_condstore(&mut s, &name).await?;
     ensure(
         after > before && after >= m1,
@@ -154,38 +172,61 @@ pub async fn store_raises_modseq(ctx: &Ctx) -> CheckResult {
 }
 
 pub async fn fetch_changedsince(ctx: &Ctx) -> CheckResult {
-    let (mut s, name, uids) = ctx.mailbox_with("cs-changed", &msgs(ctx, "cs-changed", 3)).await?;
+    let (mut s, name, uids) = ctx
+        .mailbox_with("cs-changed", &msgs(ctx, "cs-changed", 3))
+        .await?;
     let since = select_condstore(&mut s, &name).await?;
-    expect_ok(&mut s, &format!("UID STORE {} +FLAGS.SILENT (\\Flagged)", uids[1])).await?;
-    let ex = raw(&mut s, &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {since})")).await?;
+    expect_ok(
+        &mut s,
+        &format!("UID STORE {} +FLAGS.SILENT (\\Flagged)", uids[1]),
+    )
+    .await?;
+    let ex = raw(
+        &mut s,
+        &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {since})"),
+    )
+    .await?;
     require_ok(&ex, "UID FETCH (CHANGEDSINCE)")?;
-    let got: Vec<Option<u32>> = fetches(&ex).iter().map(|(_, items)| uid_of(items)).collect();
+    let got: Vec<Option<u32>> = fetches(&ex)
+        .iter()
+        .map(|(_, items)| uid_of(items))
+        .collect();
     ensure(
         got == vec![Some(uids[1])],
         format!("one FETCH, for UID {} (the only one changed)", uids[1]),
         lines(&ex),
     )?;
     ensure(
-        fetches(&ex).iter().all(|(_, items)| modseq_of(items).is_some_and(|m| m > since)),
+        fetches(&ex)
+            .iter()
+            .all(|(_, items)| modseq_of(items).is_some_and(|m| m > since)),
         format!("MODSEQ above {since} in the answer"),
         lines(&ex),
     )
 }
 
 pub async fn unchangedsince_modified(ctx: &Ctx) -> CheckResult {
-    let (mut s, name, uids) = ctx.mailbox_with("cs-unchanged", &msgs(ctx, "cs-unchanged", 1)).await?;
+    let (mut s, name, uids) = ctx
+        .mailbox_with("cs-unchanged", &msgs(ctx, "cs-unchanged", 1))
+        .await?;
     select_condstore(&mut s, &name).await?;
     let uid = uids[0];
     let old = modseq(&mut s, uid).await?;
     expect_ok(&mut s, &format!("UID STORE {uid} +FLAGS.SILENT (\\Seen)")).await?;
-    let ex = raw(&mut s, &format!("UID STORE {uid} (UNCHANGEDSINCE {old}) +FLAGS (\\Flagged)")).await?;
+    let ex = raw(
+        &mut s,
+        &format!("UID STORE {uid} (UNCHANGEDSINCE {old}) +FLAGS (\\Flagged)"),
+    )
+    .await?;
     let modified = match completion_code(&ex) {
         Some(Code::Modified(set)) => contains(set, uid),
         _ => false,
     };
     ensure(modified, format!("tagged [MODIFIED {uid}]"), lines(&ex))?;
     let check = raw(&mut s, &format!("UID FETCH {uid} (FLAGS)")).await?;
-    let flagged = fetches(&check).iter().any(|(_, items)| has_flag(items, &Flag::Flagged));
+    let flagged = fetches(&check)
+        .iter()
+        .any(|(_, items)| has_flag(items, &Flag::Flagged));
     ensure(!flagged, "\\Flagged not stored", lines(&check))
 }
 
@@ -201,20 +242,29 @@ async fn qresync_session(ctx: &Ctx) -> Result<Session<'_>, CheckError> {
 async fn expunge_elsewhere(ctx: &Ctx, name: &str, uid: u32) -> CheckResult {
     let mut b = ctx.login(0).await?;
     b.select(name).await?;
-    expect_ok(&mut b, &format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)")).await?;
+    expect_ok(
+        &mut b,
+        &format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"),
+    )
+    .await?;
     expect_ok(&mut b, "EXPUNGE").await?;
     Ok(())
 }
 
 fn vanished(ex: &RawExchange, want_earlier: bool, uid: u32) -> bool {
     data(ex).any(|(_, d)| match d {
-        Data::Vanished { earlier, known_uids } => *earlier == want_earlier && contains(known_uids, uid),
+        Data::Vanished {
+            earlier,
+            known_uids,
+        } => *earlier == want_earlier && contains(known_uids, uid),
         _ => false,
     })
 }
 
 pub async fn vanished_not_expunge(ctx: &Ctx) -> CheckResult {
-    let (_, name, uids) = ctx.mailbox_with("qr-vanished", &msgs(ctx, "qr-vanished", 3)).await?;
+    let (_, name, uids) = ctx
+        .mailbox_with("qr-vanished", &msgs(ctx, "qr-vanished", 3))
+        .await?;
     let mut a = qresync_session(ctx).await?;
     let sel = raw(&mut a, &format!("SELECT {name}")).await?;
     require_ok(&sel, "SELECT")?;
@@ -228,7 +278,9 @@ pub async fn vanished_not_expunge(ctx: &Ctx) -> CheckResult {
 }
 
 pub async fn select_vanished_earlier(ctx: &Ctx) -> CheckResult {
-    let (_, name, uids) = ctx.mailbox_with("qr-select", &msgs(ctx, "qr-select", 3)).await?;
+    let (_, name, uids) = ctx
+        .mailbox_with("qr-select", &msgs(ctx, "qr-select", 3))
+        .await?;
     let (validity, since) = {
         let mut a = qresync_session(ctx).await?;
         let sel = raw(&mut a, &format!("SELECT {name}")).await?;
@@ -245,7 +297,11 @@ pub async fn select_vanished_earlier(ctx: &Ctx) -> CheckResult {
     };
     expunge_elsewhere(ctx, &name, uids[1]).await?;
     let mut a = qresync_session(ctx).await?;
-    let ex = raw(&mut a, &format!("SELECT {name} (QRESYNC ({validity} {since}))")).await?;
+    let ex = raw(
+        &mut a,
+        &format!("SELECT {name} (QRESYNC ({validity} {since}))"),
+    )
+    .await?;
     require_ok(&ex, "SELECT (QRESYNC)")?;
     ensure(
         vanished(&ex, true, uids[1]),

@@ -68,7 +68,9 @@ pub async fn enable_condstore(ctx: &Ctx) -> CheckResult {
 }
 
 /// The personal namespaces as (prefix, delimiter).
-async fn personal_namespaces(ctx: &Ctx) -> Result<Vec<(String, Option<char>)>, crate::conformance::CheckError> {
+async fn personal_namespaces(
+    ctx: &Ctx,
+) -> Result<Vec<(String, Option<char>)>, crate::conformance::CheckError> {
     let mut s = ctx.login(0).await?;
     let ex = raw(&mut s, "NAMESPACE").await?;
     require_ok(&ex, "NAMESPACE")?;
@@ -115,7 +117,9 @@ pub async fn namespace_delimiter(ctx: &Ctx) -> CheckResult {
 }
 
 /// The `* ID` fields (`None` for `* ID NIL`), failing when there is no `* ID` response.
-async fn server_id(ctx: &Ctx) -> Result<Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>, crate::conformance::CheckError> {
+async fn server_id(
+    ctx: &Ctx,
+) -> Result<Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>, crate::conformance::CheckError> {
     let mut s = ctx.login(0).await?;
     let ex = raw(&mut s, "ID NIL").await?;
     require_ok(&ex, "ID NIL")?;

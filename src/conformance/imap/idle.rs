@@ -65,7 +65,7 @@ pub const CHECKS: &[Check] = &[
 
 pub async fn continuation(ctx: &Ctx) -> CheckResult {
     let mut s = ctx.login(0).await?;
-    s.select("INBOX").await?;
+    s.examine("INBOX").await?;
     // idle() fails unless the server answers with `+`.
     s.idle().await?;
     s.done().await?;
@@ -94,9 +94,11 @@ pub async fn push_exists(ctx: &Ctx) -> CheckResult {
     let mut b = ctx.login(0).await?;
     let msg = simple_message(&ctx.unique("idle-exists"), "idle exists", "pushed");
     b.append(&name, &[], None, &msg).await?;
-    let (got, others) = wait_for(&mut a, PUSH_WITHIN, |e| {
-        matches!(e, MailboxEvent::Exists(n) if *n >= 1)
-    })
+    let (got, others) = wait_for(
+        &mut a,
+        PUSH_WITHIN,
+        |e| matches!(e, MailboxEvent::Exists(n) if *n >= 1),
+    )
     .await?;
     a.done().await?;
     match got {
@@ -118,7 +120,11 @@ pub async fn push_expunge(ctx: &Ctx) -> CheckResult {
     a.idle().await?;
     let mut b = ctx.login(0).await?;
     b.select(&name).await?;
-    expect_ok(&mut b, &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[1])).await?;
+    expect_ok(
+        &mut b,
+        &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[1]),
+    )
+    .await?;
     expect_ok(&mut b, "EXPUNGE").await?;
     let (got, others) = wait_for(&mut a, PUSH_WITHIN, |e| {
         matches!(e, MailboxEvent::Expunge(_))
@@ -127,7 +133,10 @@ pub async fn push_expunge(ctx: &Ctx) -> CheckResult {
     a.done().await?;
     match got {
         Some(MailboxEvent::Expunge(2)) => Ok(()),
-        Some(other) => Err(fail("`* 2 EXPUNGE` (the second message)", format!("{other:?}"))),
+        Some(other) => Err(fail(
+            "`* 2 EXPUNGE` (the second message)",
+            format!("{other:?}"),
+        )),
         None => Err(fail(
             format!("`* 2 EXPUNGE` within {PUSH_WITHIN:?} of another session's EXPUNGE"),
             format!("events {others:?}"),
@@ -142,10 +151,12 @@ pub async fn flag_update(ctx: &Ctx) -> CheckResult {
     a.idle().await?;
     let mut b = ctx.login(0).await?;
     b.select(&name).await?;
-    expect_ok(&mut b, &format!("UID STORE {} +FLAGS.SILENT (\\Flagged)", uids[0])).await?;
-    let flagged = |e: &MailboxEvent| {
-        matches!(e, MailboxEvent::Fetch(m) if m.seq == 1 && m.has_flag(&Flag::Flagged))
-    };
+    expect_ok(
+        &mut b,
+        &format!("UID STORE {} +FLAGS.SILENT (\\Flagged)", uids[0]),
+    )
+    .await?;
+    let flagged = |e: &MailboxEvent| matches!(e, MailboxEvent::Fetch(m) if m.seq == 1 && m.has_flag(&Flag::Flagged));
     // RFC 2177 lets the server push flag changes during IDLE; RFC 9051 5.2 says it SHOULD
     // send them unasked, so the NOOP after DONE is the last chance.
     let (got, mut seen) = wait_for(&mut a, PUSH_WITHIN, flagged).await?;

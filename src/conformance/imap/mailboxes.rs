@@ -36,6 +36,25 @@ pub const CHECKS: &[Check] = &[
         destructive
     ),
     check!(
+        "imap.list.extended-patterns",
+        "LIST with several patterns returns the mailboxes matching each",
+        "RFC 5258 3",
+        Must,
+        Imap,
+        extended_patterns,
+        needs: ["LIST-EXTENDED"],
+        destructive
+    ),
+    check!(
+        "imap.list.special-use-selection",
+        "LIST (SPECIAL-USE) returns only mailboxes with a special-use attribute",
+        "RFC 6154 2",
+        Must,
+        Imap,
+        special_use,
+        needs: ["SPECIAL-USE", "LIST-EXTENDED"]
+    ),
+    check!(
         "imap.create.existing-no",
         "CREATE of an existing mailbox is answered NO",
         "RFC 9051 6.3.4",
@@ -61,25 +80,6 @@ pub const CHECKS: &[Check] = &[
         Imap,
         rename_keeps,
         destructive
-    ),
-    check!(
-        "imap.list.extended-patterns",
-        "LIST with several patterns returns the mailboxes matching each",
-        "RFC 5258 3",
-        Must,
-        Imap,
-        extended_patterns,
-        needs: ["LIST-EXTENDED"],
-        destructive
-    ),
-    check!(
-        "imap.list.special-use-selection",
-        "LIST (SPECIAL-USE) returns only mailboxes with a special-use attribute",
-        "RFC 6154 2",
-        Must,
-        Imap,
-        special_use,
-        needs: ["SPECIAL-USE", "LIST-EXTENDED"]
     ),
     check!(
         "imap.unselect.no-expunge",
@@ -175,7 +175,11 @@ pub async fn create_existing(ctx: &Ctx) -> CheckResult {
     let mut s = ctx.login(0).await?;
     let name = ctx.scratch_mailbox(&mut s, 0, "create-twice").await?;
     let ex = raw(&mut s, &format!("CREATE {name}")).await?;
-    ensure(is_no(ex.status()), "NO to CREATE of an existing mailbox", lines(&ex))
+    ensure(
+        is_no(ex.status()),
+        "NO to CREATE of an existing mailbox",
+        lines(&ex),
+    )
 }
 
 pub async fn delete_inbox(ctx: &Ctx) -> CheckResult {
@@ -251,7 +255,9 @@ pub async fn rename_keeps(ctx: &Ctx) -> CheckResult {
     .await;
     // Put the name back so the run's cleanup deletes it.
     let _ = s.execute_raw(b"UNSELECT").await;
-    let _ = s.execute_raw(format!("RENAME {new} {name}").as_bytes()).await;
+    let _ = s
+        .execute_raw(format!("RENAME {new} {name}").as_bytes())
+        .await;
     result
 }
 
@@ -264,7 +270,8 @@ pub async fn extended_patterns(ctx: &Ctx) -> CheckResult {
     let listed = |want: &str| {
         ex.responses.iter().any(|r| match &r.decoded {
             imap_types::response::Response::Data(imap_types::response::Data::List {
-                mailbox, ..
+                mailbox,
+                ..
             }) => {
                 let got = super::untagged::mailbox_name(mailbox);
                 got == want || (want == "INBOX" && got.eq_ignore_ascii_case("INBOX"))
@@ -281,14 +288,21 @@ pub async fn extended_patterns(ctx: &Ctx) -> CheckResult {
 
 pub async fn special_use(ctx: &Ctx) -> CheckResult {
     const USES: &[&str] = &[
-        "\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash",
+        "\\all",
+        "\\archive",
+        "\\drafts",
+        "\\flagged",
+        "\\junk",
+        "\\sent",
+        "\\trash",
     ];
     let mut s = ctx.login(0).await?;
     let ex = raw(&mut s, "LIST (SPECIAL-USE) \"\" \"*\"").await?;
     require_ok(&ex, "LIST (SPECIAL-USE)")?;
     for r in &ex.responses {
         if let imap_types::response::Response::Data(imap_types::response::Data::List {
-            items, ..
+            items,
+            ..
         }) = &r.decoded
         {
             let special = items
@@ -305,11 +319,21 @@ pub async fn special_use(ctx: &Ctx) -> CheckResult {
 }
 
 pub async fn unselect(ctx: &Ctx) -> CheckResult {
-    let (mut s, name, uids) = ctx.mailbox_with("unselect", &msgs(ctx, "unselect", 2)).await?;
-    expect_ok(&mut s, &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[0])).await?;
+    let (mut s, name, uids) = ctx
+        .mailbox_with("unselect", &msgs(ctx, "unselect", 2))
+        .await?;
+    expect_ok(
+        &mut s,
+        &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[0]),
+    )
+    .await?;
     let ex = raw(&mut s, "UNSELECT").await?;
     require_ok(&ex, "UNSELECT")?;
-    ensure(expunges(&ex).is_empty(), "no EXPUNGE in the answer to UNSELECT", lines(&ex))?;
+    ensure(
+        expunges(&ex).is_empty(),
+        "no EXPUNGE in the answer to UNSELECT",
+        lines(&ex),
+    )?;
     let after = raw(&mut s, "FETCH 1 (FLAGS)").await?;
     ensure(
         after.status() != Some(StatusKind::Ok),
@@ -317,15 +341,27 @@ pub async fn unselect(ctx: &Ctx) -> CheckResult {
         lines(&after),
     )?;
     let info = s.examine(&name).await?;
-    ensure(info.exists == 2, "both messages still there (EXISTS 2)", format!("EXISTS {}", info.exists))
+    ensure(
+        info.exists == 2,
+        "both messages still there (EXISTS 2)",
+        format!("EXISTS {}", info.exists),
+    )
 }
 
 pub async fn close_silent(ctx: &Ctx) -> CheckResult {
     let (mut s, name, uids) = ctx.mailbox_with("close", &msgs(ctx, "close", 2)).await?;
-    expect_ok(&mut s, &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[0])).await?;
+    expect_ok(
+        &mut s,
+        &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[0]),
+    )
+    .await?;
     let ex = raw(&mut s, "CLOSE").await?;
     require_ok(&ex, "CLOSE")?;
-    ensure(expunges(&ex).is_empty(), "no untagged EXPUNGE in the answer to CLOSE", lines(&ex))?;
+    ensure(
+        expunges(&ex).is_empty(),
+        "no untagged EXPUNGE in the answer to CLOSE",
+        lines(&ex),
+    )?;
     s.examine(&name).await?;
     let left = s.uid_search(&SearchQuery::all()).await?;
     ensure(
@@ -336,8 +372,13 @@ pub async fn close_silent(ctx: &Ctx) -> CheckResult {
 }
 
 pub async fn expunge_reports(ctx: &Ctx) -> CheckResult {
-    let (mut s, _, uids) = ctx.mailbox_with("expunge", &msgs(ctx, "expunge", 3)).await?;
-    let text = format!("UID STORE {},{} +FLAGS.SILENT (\\Deleted)", uids[0], uids[2]);
+    let (mut s, _, uids) = ctx
+        .mailbox_with("expunge", &msgs(ctx, "expunge", 3))
+        .await?;
+    let text = format!(
+        "UID STORE {},{} +FLAGS.SILENT (\\Deleted)",
+        uids[0], uids[2]
+    );
     expect_ok(&mut s, &text).await?;
     let reported = s.expunge().await?;
     // Replay the reports on the UID list: the result must be the message not deleted.
@@ -345,7 +386,10 @@ pub async fn expunge_reports(ctx: &Ctx) -> CheckResult {
     for &seq in &reported {
         let at = seq as usize;
         if at == 0 || at > view.len() {
-            return Err(fail("EXPUNGE numbers within the mailbox", format!("{reported:?}")));
+            return Err(fail(
+                "EXPUNGE numbers within the mailbox",
+                format!("{reported:?}"),
+            ));
         }
         view.remove(at - 1);
     }
@@ -355,5 +399,9 @@ pub async fn expunge_reports(ctx: &Ctx) -> CheckResult {
         format!("EXPUNGE {reported:?} leaves {view:?}"),
     )?;
     let left = s.uid_search(&SearchQuery::all()).await?;
-    ensure(left == vec![uids[1]], format!("UID SEARCH ALL = [{}]", uids[1]), format!("{left:?}"))
+    ensure(
+        left == vec![uids[1]],
+        format!("UID SEARCH ALL = [{}]", uids[1]),
+        format!("{left:?}"),
+    )
 }

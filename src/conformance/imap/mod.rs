@@ -1,8 +1,8 @@
 //! IMAP checks (RFC 9051 / RFC 3501 and extensions), one submodule per area, each with its
 //! own `CHECKS` table. [`checks`] gives them in report order.
 
-mod condstore;
 mod concurrent;
+mod condstore;
 mod extensions;
 mod idle;
 mod mailboxes;

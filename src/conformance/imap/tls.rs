@@ -54,8 +54,8 @@ pub const CHECKS: &[Check] = &[
     ),
 ];
 
-fn limits(ctx: &Ctx) -> ImapLimits {
-    let _ = ctx;
+/// Per-command deadline of the plain sessions these checks open themselves.
+fn limits() -> ImapLimits {
     ImapLimits {
         command_timeout: Duration::from_secs(20),
         ..ImapLimits::default()
@@ -65,9 +65,12 @@ fn limits(ctx: &Ctx) -> ImapLimits {
 /// A plain connection with the pre-login CAPABILITY read.
 async fn plain(ctx: &Ctx) -> Result<ImapClient<TcpStream>, CheckError> {
     let mut client =
-        ImapClient::connect(ctx.target.imap, &ConnectOptions::default(), limits(ctx)).await?;
+        ImapClient::connect(ctx.target.imap, &ConnectOptions::default(), limits()).await?;
     let caps = client.capability().await?;
-    ctx.note(format!("pre-login CAPABILITY {}", caps.iter().collect::<Vec<_>>().join(" ")));
+    ctx.note(format!(
+        "pre-login CAPABILITY {}",
+        caps.iter().collect::<Vec<_>>().join(" ")
+    ));
     Ok(client)
 }
 
@@ -125,7 +128,12 @@ async fn read_line<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Option<String
         let mut byte = [0u8; 1];
         let read = tokio::time::timeout(HANDSHAKE, stream.read(&mut byte))
             .await
-            .map_err(|_| fail("an answer within 10 s", format!("nothing after {:?}", String::from_utf8_lossy(&line))))?
+            .map_err(|_| {
+                fail(
+                    "an answer within 10 s",
+                    format!("nothing after {:?}", String::from_utf8_lossy(&line)),
+                )
+            })?
             .map_err(|e| CheckError::Local(format!("read: {e}")))?;
         if read == 0 {
             return Ok(None);
@@ -171,7 +179,9 @@ pub async fn no_injection(ctx: &Ctx) -> CheckResult {
         Ok(tls) => tls,
         Err(e) => {
             // A server that treats the pipelined bytes as a broken handshake injects nothing.
-            ctx.note(format!("TLS handshake after the pipelined NOOP failed: {e}"));
+            ctx.note(format!(
+                "TLS handshake after the pipelined NOOP failed: {e}"
+            ));
             return Ok(());
         }
     };
@@ -207,7 +217,10 @@ pub async fn logindisabled(ctx: &Ctx) -> CheckResult {
         ));
     }
     let account = ctx.account(0);
-    let (user, pass) = (account.user.as_bytes(), account.password.expose().as_bytes());
+    let (user, pass) = (
+        account.user.as_bytes(),
+        account.password.expose().as_bytes(),
+    );
     // Synchronizing literals: no quoting rules to get wrong, and the client redacts LOGIN.
     let mut command = format!("LOGIN {{{}}}\r\n", user.len()).into_bytes();
     command.extend_from_slice(user);
@@ -217,6 +230,8 @@ pub async fn logindisabled(ctx: &Ctx) -> CheckResult {
     ensure(
         ex.status() != Some(imap_types::response::StatusKind::Ok),
         "NO or BAD to LOGIN while LOGINDISABLED is announced",
-        String::from_utf8_lossy(&ex.completion.raw).trim_end().to_string(),
+        String::from_utf8_lossy(&ex.completion.raw)
+            .trim_end()
+            .to_string(),
     )
 }
