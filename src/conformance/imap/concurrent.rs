@@ -11,7 +11,7 @@ use crate::proto::imap::{FetchItem, Flag, MailboxEvent, SearchQuery};
 pub const CHECKS: &[Check] = &[
     check!(
         "imap.concurrent.no-expunge-during-fetch",
-        "another session's EXPUNGE is not reported while answering FETCH",
+        "another session's EXPUNGE is not reported while answering FETCH, but at the next NOOP",
         "RFC 9051 7.5.1",
         Must,
         Imap,
@@ -20,7 +20,7 @@ pub const CHECKS: &[Check] = &[
     ),
     check!(
         "imap.concurrent.no-expunge-during-store",
-        "another session's EXPUNGE is not reported while answering STORE",
+        "another session's EXPUNGE is not reported while answering STORE, but at the next NOOP",
         "RFC 9051 7.5.1",
         Must,
         Imap,
@@ -29,7 +29,7 @@ pub const CHECKS: &[Check] = &[
     ),
     check!(
         "imap.concurrent.no-expunge-during-search",
-        "another session's EXPUNGE is not reported while answering SEARCH",
+        "another session's EXPUNGE is not reported while answering SEARCH, but at the next NOOP",
         "RFC 9051 7.5.1",
         Must,
         Imap,
