@@ -1,9 +1,7 @@
 //! CONDSTORE and QRESYNC (RFC 7162): mod-sequences, CHANGEDSINCE, UNCHANGEDSINCE, VANISHED.
 
-use std::num::NonZeroU32;
-
 use imap_types::response::{Code, Data};
-use imap_types::sequence::SequenceSet;
+use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::untagged::{
     completion_code, data, expunges, fetches, has_flag, lines, modseq_of, raw, require_ok, uid_of,
@@ -97,11 +95,20 @@ fn uidvalidity(ex: &RawExchange) -> Option<u32> {
     })
 }
 
-/// Whether a UID set from the server contains `uid`.
+/// Whether a UID set from the server contains `uid` (range by range: `*` is the largest UID,
+/// so a range ending in `*` holds everything from its start).
 fn contains(set: &SequenceSet, uid: u32) -> bool {
-    set.iter(NonZeroU32::MAX)
-        .take_while(|u| u.get() <= uid)
-        .any(|u| u.get() == uid)
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => u32::MAX,
+    };
+    set.0.as_ref().iter().any(|seq| match seq {
+        Sequence::Single(v) => value(v) == uid,
+        Sequence::Range(a, b) => {
+            let (lo, hi) = (value(a).min(value(b)), value(a).max(value(b)));
+            (lo..=hi).contains(&uid)
+        }
+    })
 }
 
 /// SELECT (CONDSTORE), returning HIGHESTMODSEQ; skips on NOMODSEQ.
@@ -308,4 +315,27 @@ pub async fn select_vanished_earlier(ctx: &Ctx) -> CheckResult {
         format!("`* VANISHED (EARLIER) {}`", uids[1]),
         lines(&ex),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_from_the_server_are_searched_without_expanding_star() {
+        let set = SequenceSet::try_from("2,5:7,10:*").unwrap();
+        assert!(contains(&set, 2) && contains(&set, 6) && contains(&set, 4_000_000_000));
+        assert!(!contains(&set, 3) && !contains(&set, 9));
+    }
+
+    #[test]
+    fn table_entries_keep_needs_and_destructive() {
+        let by_id = |id: &str| *CHECKS.iter().find(|c| c.id == id).unwrap();
+        let check = by_id("imap.qresync.vanished-not-expunge");
+        assert_eq!(check.needs, ["QRESYNC", "ENABLE"]);
+        assert!(check.destructive);
+        let check = super::super::extensions::CHECKS[0];
+        assert_eq!(check.needs, ["ENABLE", "CONDSTORE"]);
+        assert!(!check.destructive);
+    }
 }
