@@ -407,3 +407,26 @@ pub async fn expunge_reports(ctx: &Ctx) -> CheckResult {
         format!("{left:?}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use imap_codec::decode::Decoder;
+    use imap_codec::ResponseCodec;
+    use imap_types::response::{Data, Response};
+
+    /// The special-use check compares attribute names as text: make sure the strict codec
+    /// decodes them and prints them back as sent.
+    #[test]
+    fn special_use_attributes_decode_and_print() {
+        let line = b"* LIST (\\HasNoChildren \\Sent) \".\" Sent\r\n";
+        let (_, response) = ResponseCodec::default().decode(line).unwrap();
+        let Response::Data(Data::List { items, .. }) = response else {
+            panic!("not a LIST response");
+        };
+        let names: Vec<String> = items.iter().map(|a| a.to_string()).collect();
+        assert!(
+            names.iter().any(|n| n.eq_ignore_ascii_case("\\Sent")),
+            "{names:?}"
+        );
+    }
+}
