@@ -2,15 +2,22 @@
 //! own `CHECKS` table. [`checks`] gives them in report order.
 
 mod append;
+mod concurrent;
+mod condstore;
 mod envelope;
+mod extensions;
 mod fetch;
+mod idle;
 mod literal;
+mod mailboxes;
 mod search;
 mod select;
 mod state;
 mod store;
 mod structure;
 mod support;
+mod tls;
+mod untagged;
 
 use super::Check;
 
@@ -26,6 +33,12 @@ pub fn checks() -> Vec<Check> {
         envelope::CHECKS,
         append::CHECKS,
         literal::CHECKS,
+        idle::CHECKS,
+        concurrent::CHECKS,
+        extensions::CHECKS,
+        condstore::CHECKS,
+        mailboxes::CHECKS,
+        tls::CHECKS,
     ];
     tables.iter().flat_map(|t| t.iter().copied()).collect()
 }
