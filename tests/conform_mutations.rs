@@ -295,7 +295,12 @@ fn imap_expunge_family() {
         Endpoint::Imap,
         imap_expunge_wrong_number,
         "imap",
-        &["imap.expunge.renumbering"],
+        &[
+            "imap.concurrent.expunge-renumbers",
+            "imap.expunge.renumbering",
+            "imap.expunge.reports-each",
+            "imap.idle.push-expunge",
+        ],
     );
 }
 
@@ -310,6 +315,130 @@ fn imap_flags_family() {
             "imap.store.add-flags",
             "imap.store.remove-flags",
         ],
+    );
+}
+
+/// The verb of the client's last command (`IDLE`, `FETCH`, `UID`...).
+fn verb(last: &LastCommand) -> String {
+    let command = last.lock().unwrap().to_ascii_uppercase();
+    command.split(' ').nth(1).unwrap_or_default().to_string()
+}
+
+/// Nothing pushed while IDLE runs.
+fn imap_idle_silent(last: LastCommand) -> LineRewriter {
+    Box::new(move |line| {
+        let t = text(line);
+        let pushed = t.starts_with("* ")
+            && (t.contains(" EXISTS") || t.contains(" EXPUNGE") || t.contains(" FETCH ("));
+        if pushed && verb(&last) == "IDLE" {
+            Vec::new()
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+/// HIGHESTMODSEQ stuck at 1.
+fn imap_modseq_stuck(_: LastCommand) -> LineRewriter {
+    rewriter(|line| map_number_after(line, "[HIGHESTMODSEQ ", |_| 1))
+}
+
+/// No NAMESPACE and no ID answer.
+fn imap_no_namespace_no_id(_: LastCommand) -> LineRewriter {
+    rewriter(|line| {
+        let t = text(line);
+        if t.starts_with("* NAMESPACE ") || t.starts_with("* ID ") {
+            Vec::new()
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+/// LIST never names INBOX.
+fn imap_list_without_inbox(_: LastCommand) -> LineRewriter {
+    rewriter(|line| {
+        let t = text(line);
+        if t.starts_with("* LIST ") && t.trim_end().ends_with(" INBOX") {
+            Vec::new()
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+/// Plaintext injected after the STARTTLS go-ahead.
+fn imap_starttls_injection(_: LastCommand) -> LineRewriter {
+    rewriter(|line| {
+        let mut out = line.to_vec();
+        if text(line).to_ascii_lowercase().contains("begin tls") {
+            out.extend_from_slice(b"* OK injected\r\n");
+        }
+        out
+    })
+}
+
+#[test]
+fn imap_idle_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_idle_silent,
+        "imap",
+        &[
+            "imap.idle.flag-update",
+            "imap.idle.push-exists",
+            "imap.idle.push-expunge",
+        ],
+    );
+}
+
+#[test]
+fn imap_condstore_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_modseq_stuck,
+        "imap",
+        &[
+            "imap.condstore.fetch-changedsince",
+            "imap.condstore.store-raises-modseq",
+        ],
+    );
+}
+
+#[test]
+fn imap_namespace_and_id_families() {
+    assert_only(
+        Endpoint::Imap,
+        imap_no_namespace_no_id,
+        "imap",
+        &[
+            "imap.id.field-limits",
+            "imap.id.response",
+            "imap.namespace.delimiter-matches-list",
+            "imap.namespace.present",
+        ],
+    );
+}
+
+#[test]
+fn imap_list_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_list_without_inbox,
+        "imap",
+        &["imap.list.extended-patterns", "imap.list.inbox"],
+    );
+}
+
+/// The client refuses to start TLS over injected plaintext, so the handshake checks fail; the
+/// injection check itself looks for answers inside TLS, which never starts here.
+#[test]
+fn imap_starttls_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_starttls_injection,
+        "imap",
+        &["imap.starttls.capability-after", "imap.starttls.handshake"],
     );
 }
 
