@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
 
 use super::target::{Account, Target};
-use super::{fail, CheckError};
+use super::{fail, CheckError, CheckResult};
 use crate::proto::imap::{
     BodyPart, Capabilities, Direction, FetchItem, ImapClient, ImapLimits, RawExchange, SearchQuery,
     SequenceSet,
@@ -137,6 +137,16 @@ impl Ctx {
         Ok((session, name, uids))
     }
 
+    /// A second session of account 0 removes `uids` from `mailbox` (STORE \Deleted, EXPUNGE), as
+    /// a concurrent client would.
+    pub async fn expunge_elsewhere(&self, mailbox: &str, uids: &[u32]) -> CheckResult {
+        let mut other = self.login(0).await?;
+        other.select(mailbox).await?;
+        mark_deleted(&mut other, uids).await?;
+        expect_ok(&mut other, "EXPUNGE").await?;
+        Ok(())
+    }
+
     /// Deletes every scratch mailbox; failures are reported, not fatal.
     pub async fn cleanup(&self) -> Vec<String> {
         let scratch = std::mem::take(&mut *self.scratch.borrow_mut());
@@ -239,8 +249,7 @@ impl Ctx {
             .iter()
             .filter_map(|m| m.body().map(|b| b.to_vec()))
             .collect();
-        let text = format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", join_uids(&uids));
-        expect_ok(&mut session, &text).await?;
+        mark_deleted(&mut session, &uids).await?;
         expect_ok(&mut session, "EXPUNGE").await?;
         let _ = session.logout().await;
         Ok(Some(bodies))
@@ -357,6 +366,12 @@ pub async fn uid_map(session: &mut Session<'_>) -> Result<Vec<(u32, u32)>, Check
     map.sort_unstable();
     map.dedup();
     Ok(map)
+}
+
+/// `UID STORE uids +FLAGS.SILENT (\Deleted)` in the selected mailbox.
+pub async fn mark_deleted(session: &mut Session<'_>, uids: &[u32]) -> CheckResult {
+    let command = format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", join_uids(uids));
+    expect_ok(session, &command).await.map(drop)
 }
 
 /// `1,5,7` for a UID list.

@@ -95,14 +95,7 @@ fn msgs(ctx: &Ctx, what: &str, n: usize) -> Vec<Vec<u8>> {
 /// runs `command` (by sequence number), whose answer must not contain EXPUNGE.
 async fn no_expunge_during(ctx: &Ctx, what: &str, command: &str) -> CheckResult {
     let (mut a, name, uids) = ctx.mailbox_with(what, &msgs(ctx, what, 3)).await?;
-    let mut b = ctx.login(0).await?;
-    b.select(&name).await?;
-    expect_ok(
-        &mut b,
-        &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[1]),
-    )
-    .await?;
-    expect_ok(&mut b, "EXPUNGE").await?;
+    ctx.expunge_elsewhere(&name, &uids[1..2]).await?;
     a.drain_events();
     let ex = raw(&mut a, command).await?;
     let bad = expunges(&ex);
@@ -136,14 +129,7 @@ pub async fn expunge_renumbers(ctx: &Ctx) -> CheckResult {
     let (mut a, name, uids) = ctx
         .mailbox_with("xs-renum", &msgs(ctx, "xs-renum", 3))
         .await?;
-    let mut b = ctx.login(0).await?;
-    b.select(&name).await?;
-    expect_ok(
-        &mut b,
-        &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[1]),
-    )
-    .await?;
-    expect_ok(&mut b, "EXPUNGE").await?;
+    ctx.expunge_elsewhere(&name, &uids[1..2]).await?;
     a.drain_events();
     a.noop().await?;
     let events = a.drain_events();

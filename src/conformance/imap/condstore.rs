@@ -245,19 +245,6 @@ async fn qresync_session(ctx: &Ctx) -> Result<Session<'_>, CheckError> {
     Ok(s)
 }
 
-/// A session that expunges `uid` from `name`.
-async fn expunge_elsewhere(ctx: &Ctx, name: &str, uid: u32) -> CheckResult {
-    let mut b = ctx.login(0).await?;
-    b.select(name).await?;
-    expect_ok(
-        &mut b,
-        &format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"),
-    )
-    .await?;
-    expect_ok(&mut b, "EXPUNGE").await?;
-    Ok(())
-}
-
 fn vanished(ex: &RawExchange, want_earlier: bool, uid: u32) -> bool {
     data(ex).any(|(_, d)| match d {
         Data::Vanished {
@@ -275,7 +262,7 @@ pub async fn vanished_not_expunge(ctx: &Ctx) -> CheckResult {
     let mut a = qresync_session(ctx).await?;
     let sel = raw(&mut a, &format!("SELECT {name}")).await?;
     require_ok(&sel, "SELECT")?;
-    expunge_elsewhere(ctx, &name, uids[1]).await?;
+    ctx.expunge_elsewhere(&name, &uids[1..2]).await?;
     let ex = raw(&mut a, "NOOP").await?;
     ensure(
         expunges(&ex).is_empty() && vanished(&ex, false, uids[1]),
@@ -302,7 +289,7 @@ pub async fn select_vanished_earlier(ctx: &Ctx) -> CheckResult {
             }
         }
     };
-    expunge_elsewhere(ctx, &name, uids[1]).await?;
+    ctx.expunge_elsewhere(&name, &uids[1..2]).await?;
     let mut a = qresync_session(ctx).await?;
     let ex = raw(
         &mut a,

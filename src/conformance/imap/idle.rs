@@ -118,14 +118,7 @@ pub async fn push_expunge(ctx: &Ctx) -> CheckResult {
     let (mut a, name, uids) = ctx.mailbox_with("idle-expunge", &msgs).await?;
     a.drain_events();
     a.idle().await?;
-    let mut b = ctx.login(0).await?;
-    b.select(&name).await?;
-    expect_ok(
-        &mut b,
-        &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[1]),
-    )
-    .await?;
-    expect_ok(&mut b, "EXPUNGE").await?;
+    ctx.expunge_elsewhere(&name, &uids[1..2]).await?;
     let (got, others) = wait_for(&mut a, PUSH_WITHIN, |e| {
         matches!(e, MailboxEvent::Expunge(_))
     })

@@ -5,7 +5,7 @@ use imap_types::response::StatusKind;
 
 use super::untagged::{expunges, lines, raw, require_ok};
 use crate::conform_check as check;
-use crate::conformance::context::{expect_ok, simple_message, Session};
+use crate::conformance::context::{expect_ok, mark_deleted, simple_message, Session};
 use crate::conformance::{ensure, fail, Check, CheckError, CheckResult, Ctx};
 use crate::proto::imap::{BodyPart, FetchItem, ListEntry, SearchQuery};
 
@@ -324,11 +324,7 @@ pub async fn unselect(ctx: &Ctx) -> CheckResult {
     let (mut s, name, uids) = ctx
         .mailbox_with("unselect", &msgs(ctx, "unselect", 2))
         .await?;
-    expect_ok(
-        &mut s,
-        &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[0]),
-    )
-    .await?;
+    mark_deleted(&mut s, &uids[..1]).await?;
     let ex = raw(&mut s, "UNSELECT").await?;
     require_ok(&ex, "UNSELECT")?;
     ensure(
@@ -352,11 +348,7 @@ pub async fn unselect(ctx: &Ctx) -> CheckResult {
 
 pub async fn close_silent(ctx: &Ctx) -> CheckResult {
     let (mut s, name, uids) = ctx.mailbox_with("close", &msgs(ctx, "close", 2)).await?;
-    expect_ok(
-        &mut s,
-        &format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[0]),
-    )
-    .await?;
+    mark_deleted(&mut s, &uids[..1]).await?;
     let ex = raw(&mut s, "CLOSE").await?;
     require_ok(&ex, "CLOSE")?;
     ensure(
