@@ -97,6 +97,13 @@ impl Ctx {
         Ok(session)
     }
 
+    /// `n` small messages with unique Message-IDs, subjects `what 1` .. `what n`.
+    pub fn messages(&self, what: &str, n: usize) -> Vec<Vec<u8>> {
+        (1..=n)
+            .map(|i| simple_message(&self.unique(what), &format!("{what} {i}"), "body"))
+            .collect()
+    }
+
     /// Creates an empty mailbox for one check (`mswc...-what`), removed after the run.
     pub async fn scratch_mailbox(
         &self,
@@ -398,19 +405,30 @@ pub fn describe(err: &CheckError) -> String {
     }
 }
 
-/// A small RFC 5322 message with CRLF line ends and a unique Message-ID.
+/// A small text/plain RFC 5322 message with CRLF line ends and a unique Message-ID.
 pub fn simple_message(message_id: &str, subject: &str, body: &str) -> Vec<u8> {
-    let body = body.replace("\r\n", "\n").replace('\n', "\r\n");
-    format!(
+    let body = body.replace("\r\n", "\n").replace('\n', "\r\n") + "\r\n";
+    raw_message(
+        message_id,
+        subject,
+        "Content-Type: text/plain; charset=us-ascii\r\n",
+        body.as_bytes(),
+    )
+}
+
+/// An RFC 5322 message with CRLF headers, a unique Message-ID and `body` as is.
+pub fn raw_message(id: &str, subject: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut message = format!(
         "From: Conformance <conform@mailswarm.test>\r\n\
          To: Tester <tester@mailswarm.test>\r\n\
          Subject: {subject}\r\n\
          Date: Thu, 03 Dec 2026 12:00:00 +0000\r\n\
-         Message-ID: <{message_id}@mailswarm.test>\r\n\
+         Message-ID: <{id}@mailswarm.test>\r\n\
          MIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=us-ascii\r\n\
-         \r\n\
-         {body}\r\n"
+         {extra_headers}\
+         \r\n"
     )
-    .into_bytes()
+    .into_bytes();
+    message.extend_from_slice(body);
+    message
 }

@@ -54,22 +54,7 @@ impl Level {
 }
 
 /// Which endpoint a check talks to (besides IMAP, which most checks also use to read back).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Imap,
-    Smtp,
-    Lmtp,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Imap => "imap",
-            Protocol::Smtp => "smtp",
-            Protocol::Lmtp => "lmtp",
-        }
-    }
-}
+pub use crate::metrics::Protocol;
 
 /// What a check function returns: `Ok(())` is a pass.
 pub type CheckResult = Result<(), CheckError>;

@@ -315,9 +315,12 @@ mod tests {
         fs::create_dir_all(layout.dovecot_dir()).unwrap();
         write_users(&layout, 3).unwrap();
         let text = fs::read_to_string(layout.dovecot_users()).unwrap();
+        let pw = PASSWORD;
         assert_eq!(
             text,
-            "user1:{PLAIN}mailswarm::::::\nuser2:{PLAIN}mailswarm::::::\nuser3:{PLAIN}mailswarm::::::\n"
+            format!(
+                "user1:{{PLAIN}}{pw}::::::\nuser2:{{PLAIN}}{pw}::::::\nuser3:{{PLAIN}}{pw}::::::\n"
+            )
         );
     }
 }

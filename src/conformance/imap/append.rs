@@ -71,12 +71,6 @@ pub const CHECKS: &[Check] = &[
     ),
 ];
 
-fn messages(ctx: &Ctx, what: &str, n: usize) -> Vec<Vec<u8>> {
-    (1..=n)
-        .map(|i| simple_message(&ctx.unique(what), &format!("{what} {i}"), "x"))
-        .collect()
-}
-
 /// UID -> Message-ID of the messages `uids` in the selected mailbox.
 async fn message_ids(
     s: &mut Session<'_>,
@@ -94,7 +88,7 @@ async fn message_ids(
 
 pub async fn appenduid(ctx: &Ctx) -> CheckResult {
     let (mut s, name, _) = ctx
-        .mailbox_with("appenduid", &messages(ctx, "appenduid", 1))
+        .mailbox_with("appenduid", &ctx.messages("appenduid", 1))
         .await?;
     let id = ctx.unique("appenduid");
     let got = s
@@ -156,7 +150,7 @@ pub async fn append_flags(ctx: &Ctx) -> CheckResult {
 
 pub async fn copyuid(ctx: &Ctx) -> CheckResult {
     let (mut s, _, uids) = ctx
-        .mailbox_with("copysrc", &messages(ctx, "copy", 4))
+        .mailbox_with("copysrc", &ctx.messages("copy", 4))
         .await?;
     let dest = ctx.scratch_mailbox(&mut s, 0, "copydst").await?;
     // Copy three of four, listed out of order, so the pairing matters.
@@ -207,7 +201,7 @@ pub async fn copyuid(ctx: &Ctx) -> CheckResult {
 
 pub async fn copy_keeps_flags(ctx: &Ctx) -> CheckResult {
     let (mut s, src, uids) = ctx
-        .mailbox_with("copyflags", &messages(ctx, "copyflags", 2))
+        .mailbox_with("copyflags", &ctx.messages("copyflags", 2))
         .await?;
     let dest = ctx.scratch_mailbox(&mut s, 0, "copyflagsdst").await?;
     expect_ok(
@@ -231,7 +225,7 @@ pub async fn copy_keeps_flags(ctx: &Ctx) -> CheckResult {
 
 pub async fn move_expunge_copyuid(ctx: &Ctx) -> CheckResult {
     let (mut s, src, uids) = ctx
-        .mailbox_with("movesrc", &messages(ctx, "move", 3))
+        .mailbox_with("movesrc", &ctx.messages("move", 3))
         .await?;
     let dest = ctx.scratch_mailbox(&mut s, 0, "movedst").await?;
     let moved = [uids[0], uids[2]];

@@ -85,16 +85,10 @@ pub const CHECKS: &[Check] = &[
     ),
 ];
 
-fn msgs(ctx: &Ctx, what: &str, n: usize) -> Vec<Vec<u8>> {
-    (1..=n)
-        .map(|i| simple_message(&ctx.unique(what), &format!("{what} {i}"), "body"))
-        .collect()
-}
-
 /// Session A has a 3-message mailbox selected; session B expunges the second message. A then
 /// runs `command` (by sequence number), whose answer must not contain EXPUNGE.
 async fn no_expunge_during(ctx: &Ctx, what: &str, command: &str) -> CheckResult {
-    let (mut a, name, uids) = ctx.mailbox_with(what, &msgs(ctx, what, 3)).await?;
+    let (mut a, name, uids) = ctx.mailbox_with(what, &ctx.messages(what, 3)).await?;
     ctx.expunge_elsewhere(&name, &uids[1..2]).await?;
     a.drain_events();
     let ex = raw(&mut a, command).await?;
@@ -127,7 +121,7 @@ pub async fn no_expunge_during_search(ctx: &Ctx) -> CheckResult {
 
 pub async fn expunge_renumbers(ctx: &Ctx) -> CheckResult {
     let (mut a, name, uids) = ctx
-        .mailbox_with("xs-renum", &msgs(ctx, "xs-renum", 3))
+        .mailbox_with("xs-renum", &ctx.messages("xs-renum", 3))
         .await?;
     ctx.expunge_elsewhere(&name, &uids[1..2]).await?;
     a.drain_events();
@@ -161,7 +155,7 @@ pub async fn expunge_renumbers(ctx: &Ctx) -> CheckResult {
 
 pub async fn flags_visible(ctx: &Ctx) -> CheckResult {
     let (mut a, name, uids) = ctx
-        .mailbox_with("xs-flags", &msgs(ctx, "xs-flags", 1))
+        .mailbox_with("xs-flags", &ctx.messages("xs-flags", 1))
         .await?;
     let info = a.select(&name).await?;
     let permanent = info.permanent_flags.is_empty()
@@ -299,7 +293,7 @@ pub async fn exists_never_decreases(ctx: &Ctx) -> CheckResult {
         }
         Ok(())
     };
-    let m = msgs(ctx, "xs-exists", 4);
+    let m = ctx.messages("xs-exists", 4);
     b.append(&name, &[], None, &m[0]).await?;
     a.noop().await?;
     step(a.drain_events(), &mut count, &mut log)?;

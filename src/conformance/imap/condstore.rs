@@ -8,7 +8,7 @@ use super::untagged::{
     untagged_code,
 };
 use crate::conform_check as check;
-use crate::conformance::context::{expect_ok, simple_message, Session};
+use crate::conformance::context::{expect_ok, Session};
 use crate::conformance::{ensure, fail, Check, CheckError, CheckResult, Ctx};
 use crate::proto::imap::{Flag, RawExchange};
 
@@ -75,12 +75,6 @@ pub const CHECKS: &[Check] = &[
     ),
 ];
 
-fn msgs(ctx: &Ctx, what: &str, n: usize) -> Vec<Vec<u8>> {
-    (1..=n)
-        .map(|i| simple_message(&ctx.unique(what), &format!("{what} {i}"), "body"))
-        .collect()
-}
-
 fn highest(ex: &RawExchange) -> Option<u64> {
     untagged_code(ex, |c| match c {
         Code::HighestModSeq(n) => Some(n.get()),
@@ -136,7 +130,7 @@ async fn modseq(s: &mut Session<'_>, uid: u32) -> Result<u64, CheckError> {
 
 pub async fn select_highestmodseq(ctx: &Ctx) -> CheckResult {
     let (mut s, name, _) = ctx
-        .mailbox_with("cs-select", &msgs(ctx, "cs-select", 1))
+        .mailbox_with("cs-select", &ctx.messages("cs-select", 1))
         .await?;
     let ex = raw(&mut s, &format!("SELECT {name} (CONDSTORE)")).await?;
     require_ok(&ex, "SELECT (CONDSTORE)")?;
@@ -150,7 +144,7 @@ pub async fn select_highestmodseq(ctx: &Ctx) -> CheckResult {
 
 pub async fn store_raises_modseq(ctx: &Ctx) -> CheckResult {
     let (mut s, name, uids) = ctx
-        .mailbox_with("cs-store", &msgs(ctx, "cs-store", 1))
+        .mailbox_with("cs-store", &ctx.messages("cs-store", 1))
         .await?;
     let before = select_condstore(&mut s, &name).await?;
     let m0 = modseq(&mut s, uids[0]).await?;
@@ -180,7 +174,7 @@ pub async fn store_raises_modseq(ctx: &Ctx) -> CheckResult {
 
 pub async fn fetch_changedsince(ctx: &Ctx) -> CheckResult {
     let (mut s, name, uids) = ctx
-        .mailbox_with("cs-changed", &msgs(ctx, "cs-changed", 3))
+        .mailbox_with("cs-changed", &ctx.messages("cs-changed", 3))
         .await?;
     let since = select_condstore(&mut s, &name).await?;
     expect_ok(
@@ -214,7 +208,7 @@ pub async fn fetch_changedsince(ctx: &Ctx) -> CheckResult {
 
 pub async fn unchangedsince_modified(ctx: &Ctx) -> CheckResult {
     let (mut s, name, uids) = ctx
-        .mailbox_with("cs-unchanged", &msgs(ctx, "cs-unchanged", 1))
+        .mailbox_with("cs-unchanged", &ctx.messages("cs-unchanged", 1))
         .await?;
     select_condstore(&mut s, &name).await?;
     let uid = uids[0];
@@ -257,7 +251,7 @@ fn vanished(ex: &RawExchange, want_earlier: bool, uid: u32) -> bool {
 
 pub async fn vanished_not_expunge(ctx: &Ctx) -> CheckResult {
     let (_, name, uids) = ctx
-        .mailbox_with("qr-vanished", &msgs(ctx, "qr-vanished", 3))
+        .mailbox_with("qr-vanished", &ctx.messages("qr-vanished", 3))
         .await?;
     let mut a = qresync_session(ctx).await?;
     let sel = raw(&mut a, &format!("SELECT {name}")).await?;
@@ -273,7 +267,7 @@ pub async fn vanished_not_expunge(ctx: &Ctx) -> CheckResult {
 
 pub async fn select_vanished_earlier(ctx: &Ctx) -> CheckResult {
     let (_, name, uids) = ctx
-        .mailbox_with("qr-select", &msgs(ctx, "qr-select", 3))
+        .mailbox_with("qr-select", &ctx.messages("qr-select", 3))
         .await?;
     let (validity, since) = {
         let mut a = qresync_session(ctx).await?;

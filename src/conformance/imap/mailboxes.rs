@@ -5,7 +5,7 @@ use imap_types::response::StatusKind;
 
 use super::untagged::{expunges, lines, raw, require_ok};
 use crate::conform_check as check;
-use crate::conformance::context::{expect_ok, mark_deleted, simple_message, Session};
+use crate::conformance::context::{expect_ok, mark_deleted, Session};
 use crate::conformance::{ensure, fail, Check, CheckError, CheckResult, Ctx};
 use crate::proto::imap::{BodyPart, FetchItem, ListEntry, SearchQuery};
 
@@ -111,12 +111,6 @@ pub const CHECKS: &[Check] = &[
     ),
 ];
 
-fn msgs(ctx: &Ctx, what: &str, n: usize) -> Vec<Vec<u8>> {
-    (1..=n)
-        .map(|i| simple_message(&ctx.unique(what), &format!("{what} {i}"), "body"))
-        .collect()
-}
-
 fn names(entries: &[ListEntry]) -> Vec<&str> {
     entries.iter().map(|e| e.name.as_str()).collect()
 }
@@ -220,7 +214,9 @@ async fn inventory(s: &mut Session<'_>) -> Result<Vec<(u32, String)>, CheckError
 }
 
 pub async fn rename_keeps(ctx: &Ctx) -> CheckResult {
-    let (mut s, name, _) = ctx.mailbox_with("rename", &msgs(ctx, "rename", 2)).await?;
+    let (mut s, name, _) = ctx
+        .mailbox_with("rename", &ctx.messages("rename", 2))
+        .await?;
     let before = s.examine(&name).await?.uid_validity;
     let old = inventory(&mut s).await?;
     expect_ok(&mut s, "CLOSE").await?;
@@ -322,7 +318,7 @@ pub async fn special_use(ctx: &Ctx) -> CheckResult {
 
 pub async fn unselect(ctx: &Ctx) -> CheckResult {
     let (mut s, name, uids) = ctx
-        .mailbox_with("unselect", &msgs(ctx, "unselect", 2))
+        .mailbox_with("unselect", &ctx.messages("unselect", 2))
         .await?;
     mark_deleted(&mut s, &uids[..1]).await?;
     let ex = raw(&mut s, "UNSELECT").await?;
@@ -347,7 +343,7 @@ pub async fn unselect(ctx: &Ctx) -> CheckResult {
 }
 
 pub async fn close_silent(ctx: &Ctx) -> CheckResult {
-    let (mut s, name, uids) = ctx.mailbox_with("close", &msgs(ctx, "close", 2)).await?;
+    let (mut s, name, uids) = ctx.mailbox_with("close", &ctx.messages("close", 2)).await?;
     mark_deleted(&mut s, &uids[..1]).await?;
     let ex = raw(&mut s, "CLOSE").await?;
     require_ok(&ex, "CLOSE")?;
@@ -367,7 +363,7 @@ pub async fn close_silent(ctx: &Ctx) -> CheckResult {
 
 pub async fn expunge_reports(ctx: &Ctx) -> CheckResult {
     let (mut s, _, uids) = ctx
-        .mailbox_with("expunge", &msgs(ctx, "expunge", 3))
+        .mailbox_with("expunge", &ctx.messages("expunge", 3))
         .await?;
     let text = format!(
         "UID STORE {},{} +FLAGS.SILENT (\\Deleted)",

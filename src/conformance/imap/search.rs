@@ -86,16 +86,10 @@ pub const CHECKS: &[Check] = &[
     ),
 ];
 
-fn messages(ctx: &Ctx, what: &str, n: usize) -> Vec<Vec<u8>> {
-    (1..=n)
-        .map(|i| simple_message(&ctx.unique(what), &format!("{what} {i}"), "x"))
-        .collect()
-}
-
 /// Four messages, the first expunged: sequence numbers 1..3 are the UIDs returned.
 async fn shifted<'c>(ctx: &'c Ctx) -> Result<(Session<'c>, Vec<u32>), CheckError> {
     let (mut s, _, uids) = ctx
-        .mailbox_with("shifted", &messages(ctx, "shifted", 4))
+        .mailbox_with("shifted", &ctx.messages("shifted", 4))
         .await?;
     expect_ok(&mut s, "STORE 1 +FLAGS.SILENT (\\Deleted)").await?;
     s.expunge().await?;
@@ -121,7 +115,7 @@ pub async fn uid_search_uids(ctx: &Ctx) -> CheckResult {
 
 pub async fn search_header(ctx: &Ctx) -> CheckResult {
     let token = ctx.unique("hdr");
-    let mut list = messages(ctx, "header", 3);
+    let mut list = ctx.messages("header", 3);
     let marked = format!(
         "X-Conform-Token: {token}\r\n{}",
         String::from_utf8_lossy(&list[1])
@@ -215,7 +209,7 @@ pub async fn search_utf8(ctx: &Ctx) -> CheckResult {
 
 pub async fn exists_after_append(ctx: &Ctx) -> CheckResult {
     let (mut a, name, _) = ctx
-        .mailbox_with("exists-append", &messages(ctx, "exists-append", 2))
+        .mailbox_with("exists-append", &ctx.messages("exists-append", 2))
         .await?;
     let mut b = ctx.login(0).await?;
     let extra = simple_message(&ctx.unique("exists-append"), "third", "x");
@@ -230,7 +224,7 @@ pub async fn exists_after_append(ctx: &Ctx) -> CheckResult {
 
 pub async fn expunge_renumbering(ctx: &Ctx) -> CheckResult {
     let (mut s, _, uids) = ctx
-        .mailbox_with("renumber", &messages(ctx, "renumber", 5))
+        .mailbox_with("renumber", &ctx.messages("renumber", 5))
         .await?;
     expect_ok(&mut s, "STORE 2,4 +FLAGS.SILENT (\\Deleted)").await?;
     let reported = s.expunge().await?;
@@ -264,7 +258,7 @@ pub async fn expunge_renumbering(ctx: &Ctx) -> CheckResult {
 
 pub async fn uid_expunge_only_listed(ctx: &Ctx) -> CheckResult {
     let (mut s, _, uids) = ctx
-        .mailbox_with("uidexpunge", &messages(ctx, "uidexpunge", 3))
+        .mailbox_with("uidexpunge", &ctx.messages("uidexpunge", 3))
         .await?;
     expect_ok(
         &mut s,

@@ -8,23 +8,6 @@ use crate::conformance::{fail, CheckError, CheckResult, Ctx};
 /// How long a delivered message may take to show up in the INBOX.
 pub(crate) const DELIVERY_WAIT: Duration = Duration::from_secs(15);
 
-/// An RFC 5322 message with CRLF headers, a unique Message-ID and `body` as is.
-pub(crate) fn raw_message(id: &str, subject: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
-    let mut message = format!(
-        "From: Conformance <conform@mailswarm.test>\r\n\
-         To: Tester <tester@mailswarm.test>\r\n\
-         Subject: {subject}\r\n\
-         Date: Thu, 03 Dec 2026 12:00:00 +0000\r\n\
-         Message-ID: <{id}@mailswarm.test>\r\n\
-         MIME-Version: 1.0\r\n\
-         {extra_headers}\
-         \r\n"
-    )
-    .into_bytes();
-    message.extend_from_slice(body);
-    message
-}
-
 /// The one copy of message `id` in account `index`'s INBOX (removed from there).
 pub(crate) async fn read_back(ctx: &Ctx, index: usize, id: &str) -> Result<Vec<u8>, CheckError> {
     match ctx.take_from_inbox(index, id, DELIVERY_WAIT).await? {

@@ -11,7 +11,8 @@ mod session;
 mod starttls;
 mod transfer;
 
-pub(crate) use message::{body_of, ends_with, raw_message, read_back, same_bytes};
+pub(crate) use crate::conformance::context::raw_message;
+pub(crate) use message::{body_of, ends_with, read_back, same_bytes};
 pub(crate) use transfer::{bdat_chunks, send_bdat, DOTTY_BODY};
 
 use tokio::io::{AsyncRead, AsyncWrite};
