@@ -44,7 +44,7 @@ fn imap_login_works_for_lab_users_and_shows_the_backend() {
         "{id:?}"
     );
     let last_user = info.user(info.users.count);
-    let (_, reply) = imap_login(info, &format!("{last_user}@lab.test"), "mailswarm");
+    let (_, reply) = imap_login(info, &format!("{last_user}@lab.test"), &info.users.password);
     assert!(
         last(&reply).starts_with("a1 OK"),
         "user@domain login: {reply:?}"
@@ -380,7 +380,7 @@ fn stale_pid_files_of_live_unrelated_processes_are_ignored() {
 
     let again = lab::up(&temp.config).expect("up over stale pid files");
     assert_ne!(again.dovecot.pid.to_string(), me);
-    let (_, reply) = imap_login(&again, "user1", "mailswarm");
+    let (_, reply) = imap_login(&again, "user1", &again.users.password);
     assert!(last(&reply).starts_with("a1 OK"), "{reply:?}");
 }
 

@@ -102,11 +102,21 @@ pub fn select(opts: &RunOptions) -> Result<Vec<Check>, String> {
             ));
         }
     }
-    Ok(checks
+    let mut chosen: Vec<Check> = checks
         .into_iter()
         .filter(|c| opts.only.is_empty() || opts.only.iter().any(|p| selects(p, c.id)))
         .filter(|c| !opts.skip.iter().any(|p| selects(p, c.id)))
-        .collect())
+        .collect();
+    // A group's checks may come from several tables: keep each group together, groups in
+    // order of first appearance, checks in table order within a group.
+    let mut groups: Vec<&str> = Vec::new();
+    for c in &chosen {
+        if !groups.contains(&c.group()) {
+            groups.push(c.group());
+        }
+    }
+    chosen.sort_by_key(|c| groups.iter().position(|g| *g == c.group()));
+    Ok(chosen)
 }
 
 /// Runs the checks `opts` selects against `target`.
@@ -347,6 +357,18 @@ mod tests {
         ));
         assert!(!selects("imap.sel", "imap.select.uidvalidity-range"));
         assert!(!selects("smtp", "imap.select.uidvalidity-range"));
+    }
+
+    #[test]
+    fn each_group_is_listed_together() {
+        let all = select(&RunOptions::default()).unwrap();
+        let mut seen: Vec<&str> = Vec::new();
+        for c in &all {
+            if seen.last() != Some(&c.group()) {
+                assert!(!seen.contains(&c.group()), "group {} is split", c.group());
+                seen.push(c.group());
+            }
+        }
     }
 
     #[test]
