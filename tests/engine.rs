@@ -295,3 +295,56 @@ fn scenario_errors_exit_2_with_line_and_column() {
         );
     }
 }
+
+/// A target that refuses every connection gives no verdict (exit 2), but the results of the
+/// attempt are still written; so does a scenario value past its limit, before any I/O.
+#[test]
+fn unreachable_target_exits_2_with_results_and_limits_are_checked() {
+    let dir = scratch("unreachable");
+    let port = common::free_ports().imap;
+    let path = dir.join("refused.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: refused\nduration: 2s\ntarget:\n  imap: \"127.0.0.1:{port}\"\n\
+             users:\n  count: 3\n  password: x\nload:\n  sessions: 2\n\
+             mix:\n  - reader: {{weight: 1}}\n"
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no operation succeeded"));
+    let r = results(&dir);
+    assert!(
+        r["totals"]["errors_by_kind"]["refused"].as_u64().unwrap() > 0,
+        "{r:#}"
+    );
+
+    let huge = dir.join("huge.yaml");
+    std::fs::write(
+        &huge,
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("{weight: 1}", "{weight: 1, actions: {fixed: 1000000000}}"),
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        huge.to_str().unwrap(),
+        "--out",
+        dir.join("huge").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("huge.yaml:") && stderr.contains("limit"),
+        "{stderr}"
+    );
+}

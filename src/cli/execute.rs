@@ -150,9 +150,16 @@ pub async fn execute(
     let path = out.join("results.json");
     // results.json first, on its own: whatever goes wrong with plots or HTML afterwards, the
     // measurements are on disk.
-    results
-        .write(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    if let Err(err) = results.write(&path) {
+        // Never lose a measured run to an unwritable folder: save it where it can be written.
+        let fallback =
+            std::env::temp_dir().join(format!("mailswarm-results-{}.json", std::process::id()));
+        let saved = match results.write(&fallback) {
+            Ok(()) => format!("the results were saved to {} instead", fallback.display()),
+            Err(_) => "no other place to save them was writable either".to_string(),
+        };
+        anyhow::bail!("writing {}: {err:#}; {saved}", path.display());
+    }
     match report::write_run_report(out, &results, &metrics, &server, &s.source) {
         Ok(files) => {
             for warning in &files.warnings {

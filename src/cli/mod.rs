@@ -52,7 +52,24 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
+/// Panics anywhere in the process (a session task included) since start-up. A panicking task
+/// does not stop the run, so `run` checks this count to refuse a verdict on broken numbers.
+static PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(crate) fn panics() -> u64 {
+    PANICS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn count_panics() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        report(info);
+    }));
+}
+
 pub fn main() -> ExitCode {
+    count_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

@@ -33,7 +33,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Override load.sessions (closed model) or load.max_sessions (open model).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub sessions: Option<u64>,
     /// Lab directory for `target: {lab: true}` (default $MAILSWARM_LAB_DIR or /tmp/mailswarm-lab).
     #[arg(long)]
@@ -107,17 +107,66 @@ async fn run_async(
     {
         let interrupt = interrupt.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("mailswarm: interrupted; logging sessions out and writing results");
-                interrupt.cancel();
+            // Ctrl-C, or SIGTERM from a CI runner cancelling the job.
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match term.as_mut() {
+                    Some(term) => term.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminated => {}
             }
+            eprintln!("mailswarm: interrupted; logging sessions out and writing results");
+            interrupt.cancel();
         });
     }
     let options = ExecuteOptions {
         quiet: args.quiet,
         nofile: (nofile_soft, nofile_hard),
     };
+    let panics_before = super::panics();
     let done = execute(run_plan, &out, &options, interrupt).await?;
+    let succeeded: u64 = done
+        .results
+        .commands
+        .iter()
+        .map(|c| c.count.saturating_sub(c.errors))
+        .sum();
+    let panicked = super::panics() - panics_before;
+    // The verdict is decided before anything is printed: a closed stdout must not turn a
+    // failed run into a pass.
+    let code = if panicked > 0 {
+        eprintln!(
+            "mailswarm: error: {panicked} internal task(s) panicked; the results are incomplete \
+             (please report this with the scenario)"
+        );
+        EXIT_ERROR
+    } else if done.results.run.interrupted {
+        // A cut-short run never counts as a pass in a pipeline.
+        EXIT_ERROR
+    } else if succeeded == 0 {
+        eprintln!(
+            "mailswarm: error: no operation succeeded: the target refused, timed out or \
+             rejected every attempt (see errors by kind above)"
+        );
+        EXIT_ERROR
+    } else if done.thresholds.iter().any(|o| !o.passed) {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    };
+    match print_outcome(&done, &out) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => return Err(err.into()),
+        _ => {}
+    }
+    Ok(ExitCode::from(code))
+}
+
+fn print_outcome(done: &super::execute::Executed, out: &std::path::Path) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     report::console::print_summary(&mut stdout, &done.results)?;
     for outcome in &done.thresholds {
@@ -156,14 +205,7 @@ async fn run_async(
     }
     writeln!(stdout, "results: {}", out.join("results.json").display())?;
     writeln!(stdout, "report:  {}", out.join("report.html").display())?;
-    if done.results.run.interrupted {
-        // A cut-short run never counts as a pass in a pipeline.
-        return Ok(ExitCode::from(EXIT_ERROR));
-    }
-    if done.thresholds.iter().any(|o| !o.passed) {
-        return Ok(ExitCode::from(EXIT_FAILED));
-    }
-    Ok(ExitCode::from(EXIT_OK))
+    stdout.flush()
 }
 
 /// Threshold syntax is checked before any connection, with the scenario position of the bad

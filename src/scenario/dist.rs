@@ -15,9 +15,16 @@ pub type Count = u64;
 pub trait Quantity: Copy {
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
+    /// Largest value a scenario may ask for (and that sampling ever returns): beyond it a
+    /// typo becomes an out-of-memory abort or an overflow, not a load test.
+    const LIMIT: f64;
+    /// `LIMIT` as a scenario writes it.
+    const LIMIT_TEXT: &'static str;
 }
 
 impl Quantity for HumanDuration {
+    const LIMIT: f64 = 7.0 * 24.0 * 3600.0;
+    const LIMIT_TEXT: &'static str = "7 days";
     fn to_f64(self) -> f64 {
         self.0.as_secs_f64()
     }
@@ -27,6 +34,8 @@ impl Quantity for HumanDuration {
 }
 
 impl Quantity for ByteSize {
+    const LIMIT: f64 = 1024.0 * 1024.0 * 1024.0;
+    const LIMIT_TEXT: &'static str = "1GiB";
     fn to_f64(self) -> f64 {
         self.0 as f64
     }
@@ -36,6 +45,8 @@ impl Quantity for ByteSize {
 }
 
 impl Quantity for Count {
+    const LIMIT: f64 = 1_000_000.0;
+    const LIMIT_TEXT: &'static str = "1000000";
     fn to_f64(self) -> f64 {
         self as f64
     }
@@ -70,6 +81,18 @@ pub enum Dist<T> {
 impl<T: Quantity> Dist<T> {
     /// Checks parameters once at load time so that sampling never fails.
     pub fn validate(&self) -> Result<(), String> {
+        let given: &[Option<T>] = &match *self {
+            Dist::Fixed(v) => [Some(v), None],
+            Dist::Uniform { min, max } => [Some(min), Some(max)],
+            Dist::Exponential { mean, max } => [Some(mean), max],
+            Dist::Lognormal { median, max, .. } => [Some(median), max],
+        };
+        if given.iter().flatten().any(|v| v.to_f64() > T::LIMIT) {
+            return Err(format!(
+                "a value is above the limit of {} (values this large are typos)",
+                T::LIMIT_TEXT
+            ));
+        }
         match *self {
             Dist::Fixed(_) => Ok(()),
             Dist::Uniform { min, max } if min.to_f64() > max.to_f64() => {
@@ -117,7 +140,8 @@ impl<T: Quantity> Dist<T> {
             Some(cap) => value.min(cap.to_f64()),
             None => value,
         };
-        T::from_f64(capped)
+        // Long tails (a large sigma) are cut at the limit rather than overflowing.
+        T::from_f64(capped.min(T::LIMIT))
     }
 
     /// Expected value, used for capacity estimates and sanity warnings.
@@ -137,6 +161,27 @@ mod tests {
     use rand::SeedableRng;
     use rand_pcg::Pcg32;
     use std::time::Duration;
+
+    #[test]
+    fn values_past_the_limit_are_refused_and_tails_are_cut() {
+        let huge: Dist<ByteSize> = Dist::Fixed(ByteSize(3 << 30));
+        assert!(huge.validate().unwrap_err().contains("1GiB"));
+        let many: Dist<Count> = Dist::Uniform {
+            min: 1,
+            max: u64::MAX,
+        };
+        assert!(many.validate().is_err());
+        let wild: Dist<HumanDuration> = Dist::Lognormal {
+            median: HumanDuration(Duration::from_millis(100)),
+            sigma: 1000.0,
+            max: None,
+        };
+        assert!(wild.validate().is_ok());
+        let mut rng = Pcg32::seed_from_u64(1);
+        for _ in 0..100 {
+            assert!(wild.sample(&mut rng).0 <= Duration::from_secs(7 * 24 * 3600));
+        }
+    }
 
     #[test]
     fn samples_stay_in_range_and_have_the_right_mean() {

@@ -586,6 +586,10 @@ fn default_drain() -> HumanDuration {
 impl Scenario {
     /// Checks what the types cannot: ranges, combinations, references.
     pub fn validate(&self, file: &str) -> Result<(), ScenarioError> {
+        // One arrival a day at the least (slower rates overflow timers), a million a second at
+        // the most.
+        const MIN_RATE: f64 = 1.0 / 86_400.0;
+        const MAX_RATE: f64 = 1_000_000.0;
         let at = |loc: &serde_saphyr::Location, msg: String| ScenarioError::at(file, loc, msg);
         if self.duration.value.0.is_zero() {
             return Err(at(
@@ -598,6 +602,20 @@ impl Scenario {
             return Err(at(
                 &self.users.count.referenced,
                 "users.count must be at least 1".into(),
+            ));
+        }
+        if self
+            .users
+            .first
+            .checked_add(users)
+            .is_none_or(|end| end > u64::from(u32::MAX))
+        {
+            return Err(at(
+                &self.users.count.referenced,
+                format!(
+                    "users.first + users.count must stay below {} (user ids are 32-bit)",
+                    u32::MAX
+                ),
             ));
         }
         if !self.users.pattern.contains("{n}") {
@@ -624,6 +642,9 @@ impl Scenario {
                     )
                     .with_hint("add `load: {sessions: 50}`"))
                 }
+                Some(s) if s.value == 0 => {
+                    return Err(at(&s.referenced, "load.sessions must be at least 1".into()))
+                }
                 Some(s) if s.value > users => {
                     return Err(at(
                         &s.referenced,
@@ -643,8 +664,11 @@ impl Scenario {
                     )
                     .with_hint("add e.g. `arrival_rate: 20/s` under load"))
                 }
-                Some(r) if r.value.0 <= 0.0 => {
-                    return Err(at(&r.referenced, "load.arrival_rate must be above zero".into()))
+                Some(r) if !(MIN_RATE..=MAX_RATE).contains(&r.value.0) => {
+                    return Err(at(
+                        &r.referenced,
+                        format!("load.arrival_rate must be between {MIN_RATE}/s and {MAX_RATE}/s"),
+                    ))
                 }
                 _ => {}
             },
@@ -656,6 +680,12 @@ impl Scenario {
                     ));
                 }
             }
+        }
+        if self.load.max_sessions == Some(0) {
+            return Err(at(
+                &self.users.count.referenced,
+                "load.max_sessions must be at least 1".into(),
+            ));
         }
         if !self.mix.is_empty() && self.mix.iter().all(|b| b.value.weight() == 0) {
             return Err(at(
@@ -688,10 +718,10 @@ impl Scenario {
             };
             check(lmtp.recipients.validate())?;
             check(lmtp.size.validate())?;
-            if lmtp.rate.value.0 <= 0.0 {
+            if !(MIN_RATE..=MAX_RATE).contains(&lmtp.rate.value.0) {
                 return Err(at(
                     &lmtp.rate.referenced,
-                    "delivery.lmtp.rate must be above zero".into(),
+                    format!("delivery rate must be between {MIN_RATE}/s and {MAX_RATE}/s"),
                 ));
             }
             if lmtp.connections == 0 || lmtp.transactions_per_connection == 0 {
