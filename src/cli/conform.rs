@@ -98,30 +98,67 @@ pub fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let run = match runtime.block_on(runner::run(target, &opts)) {
+    let stop = opts.stop.clone();
+    let run = runtime.block_on(async {
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match term.as_mut() {
+                    Some(term) => term.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminated => {}
+            }
+            eprintln!("mailswarm: interrupted; removing scratch mailboxes and writing what ran");
+            stop.cancel();
+        });
+        runner::run(target, &opts).await
+    });
+    let run = match run {
         Ok(run) => run,
         Err(err) => {
             eprintln!("mailswarm: error: cannot start the conformance run: {err}");
             return Ok(ExitCode::from(EXIT_ERROR));
         }
     };
-    // Files first: a closed stdout must not lose them.
+    // Every output is attempted, files first (a closed stdout must not lose them); one that
+    // cannot be written does not stop the others.
+    let mut write_errors = Vec::new();
     if let Some(path) = &args.json {
-        std::fs::write(path, output::json(&run))
-            .with_context(|| format!("writing {}", path.display()))?;
+        if let Err(e) = std::fs::write(path, output::json(&run)) {
+            write_errors.push(format!("writing {}: {e}", path.display()));
+        }
     }
     if let Some(path) = &args.junit {
-        let xml = output::junit(&run).to_string().context("rendering JUnit")?;
-        std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
+        let written = output::junit(&run)
+            .to_string()
+            .map_err(|e| e.to_string())
+            .and_then(|xml| std::fs::write(path, xml).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            write_errors.push(format!("writing {}: {e}", path.display()));
+        }
     }
-    let mut stdout = std::io::stdout().lock();
-    output::console(&run, args.quiet, &mut stdout)?;
-    stdout.flush()?;
-    Ok(ExitCode::from(if run.failed() {
+    let code = if !write_errors.is_empty() || run.interrupted {
+        EXIT_ERROR
+    } else if run.failed() {
         EXIT_FAILED
     } else {
         EXIT_OK
-    }))
+    };
+    let mut stdout = std::io::stdout().lock();
+    let printed = output::console(&run, args.quiet, &mut stdout).and_then(|()| stdout.flush());
+    for e in &write_errors {
+        eprintln!("mailswarm: error: {e}");
+    }
+    match printed {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    Ok(ExitCode::from(code))
 }
 
 /// Flags over the target file over the lab.
@@ -159,6 +196,10 @@ fn prepare(args: &ConformArgs) -> Result<(crate::conformance::Target, RunOptions
         return Err("--lab-dir needs --lab".into());
     }
     let target = file.resolve()?;
+    if target.tls.ca_file.is_some() {
+        // A CA file that cannot be read is the caller's mistake, not a server failure.
+        target.tls.connector().map_err(|e| e.to_string())?;
+    }
     let waivers = match &args.waivers {
         Some(path) => Waivers::load(path)?,
         None => Waivers::default(),

@@ -56,7 +56,7 @@ pub struct UpArgs {
     /// Postfix submission port (SMTP AUTH, STARTTLS).
     #[arg(long, value_name = "PORT", default_value_t = LabPorts::default().smtp)]
     pub smtp_port: u16,
-    /// Number of users: user1..userN, all with password `mailswarm`.
+    /// Number of users: user1..userN, all with the lab password (`lab-Pw-2026`, also in lab.json).
     #[arg(long, value_name = "N", default_value_t = lab::DEFAULT_USERS)]
     pub users: u32,
     /// Backend name clients see in `ID` ("x-backend") and the greeting; give each lab of a

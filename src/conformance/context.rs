@@ -155,16 +155,16 @@ impl Ctx {
     }
 
     /// Deletes every scratch mailbox; failures are reported, not fatal.
-    pub async fn cleanup(&self) -> Vec<String> {
+    pub async fn cleanup(&self, sweep_leftovers: bool) -> Vec<String> {
         let scratch = std::mem::take(&mut *self.scratch.borrow_mut());
         let mut problems = Vec::new();
         for index in 0..self.target.accounts.len() {
-            let names: Vec<&String> = scratch
+            let mut names: Vec<String> = scratch
                 .iter()
                 .filter(|(a, _)| *a == index)
-                .map(|(_, n)| n)
+                .map(|(_, n)| n.clone())
                 .collect();
-            if names.is_empty() {
+            if names.is_empty() && !sweep_leftovers {
                 continue;
             }
             let mut session = match self.login(index).await {
@@ -174,6 +174,16 @@ impl Ctx {
                     continue;
                 }
             };
+            if sweep_leftovers {
+                // Scratch mailboxes of earlier runs that were killed before their cleanup.
+                if let Ok(listed) = session.list("", "mswc*").await {
+                    for entry in listed {
+                        if is_scratch_name(&entry.name) && !names.contains(&entry.name) {
+                            names.push(entry.name);
+                        }
+                    }
+                }
+            }
             for name in names {
                 if let Err(e) = expect_ok(&mut session, &format!("DELETE {name}")).await {
                     problems.push(format!("DELETE {name}: {}", describe(&e)));
@@ -381,6 +391,23 @@ pub async fn mark_deleted(session: &mut Session<'_>, uids: &[u32]) -> CheckResul
     expect_ok(session, &command).await.map(drop)
 }
 
+/// Whether `name` is one of [`Ctx::unique`]'s scratch names: `mswc<digits>p<digits>-...`.
+fn is_scratch_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("mswc") else {
+        return false;
+    };
+    let Some((secs, rest)) = rest.split_once('p') else {
+        return false;
+    };
+    let Some((pid, _)) = rest.split_once('-') else {
+        return false;
+    };
+    !secs.is_empty()
+        && !pid.is_empty()
+        && secs.bytes().all(|b| b.is_ascii_digit())
+        && pid.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// `1,5,7` for a UID list.
 pub fn join_uids(uids: &[u32]) -> String {
     uids.iter()
@@ -431,4 +458,18 @@ pub fn raw_message(id: &str, subject: &str, extra_headers: &str, body: &[u8]) ->
     .into_bytes();
     message.extend_from_slice(body);
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_scratch_name;
+
+    #[test]
+    fn only_scratch_names_are_swept() {
+        assert!(is_scratch_name("mswc1796369208p16782-3-idle"));
+        assert!(!is_scratch_name("mswc-notes"));
+        assert!(!is_scratch_name("mswc12pxx-a"));
+        assert!(!is_scratch_name("INBOX"));
+        assert!(!is_scratch_name("mswc12p34"));
+    }
 }

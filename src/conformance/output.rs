@@ -81,6 +81,12 @@ pub fn console(run: &ConformRun, failures_only: bool, out: &mut impl Write) -> i
         run.count(CheckStatus::Waived),
         run.elapsed.as_secs_f64()
     )?;
+    if run.interrupted {
+        writeln!(
+            out,
+            "interrupted: the checks after the last one listed did not run"
+        )?;
+    }
     for problem in &run.cleanup_problems {
         writeln!(out, "warning: cleanup: {problem}")?;
     }
@@ -91,6 +97,8 @@ pub fn console(run: &ConformRun, failures_only: bool, out: &mut impl Write) -> i
 #[derive(Debug, Serialize)]
 pub struct JsonReport<'a> {
     pub schema_version: u32,
+    /// Stopped by a signal: not every selected check ran.
+    pub interrupted: bool,
     pub mailswarm_version: &'static str,
     pub server: &'a str,
     pub capabilities: &'a str,
@@ -129,6 +137,7 @@ pub fn json(run: &ConformRun) -> String {
     .collect();
     let report = JsonReport {
         schema_version: CONFORMANCE_SCHEMA_VERSION,
+        interrupted: run.interrupted,
         mailswarm_version: env!("CARGO_PKG_VERSION"),
         server: &run.target,
         capabilities: &run.capabilities,
@@ -246,6 +255,7 @@ mod tests {
                 record("smtp.ehlo.syntax", CheckStatus::Waived),
             ],
             cleanup_problems: vec![],
+            interrupted: false,
             elapsed: Duration::from_secs(1),
         }
     }

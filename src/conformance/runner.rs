@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use super::context::{describe, Ctx};
 use super::target::Target;
 use super::waivers::Waivers;
@@ -25,6 +27,9 @@ pub struct RunOptions {
     pub check_timeout: Duration,
     /// Deadline for one command.
     pub command_timeout: Duration,
+    /// Cancelled on Ctrl-C/SIGTERM: the running check is abandoned, no further one starts,
+    /// scratch mailboxes are still removed and what ran is reported.
+    pub stop: CancellationToken,
 }
 
 impl Default for RunOptions {
@@ -36,6 +41,7 @@ impl Default for RunOptions {
             waivers: Waivers::default(),
             check_timeout: Duration::from_secs(60),
             command_timeout: Duration::from_secs(20),
+            stop: CancellationToken::new(),
         }
     }
 }
@@ -67,6 +73,8 @@ pub struct ConformRun {
     pub records: Vec<CheckRecord>,
     /// Problems removing scratch mailboxes (reported, never failing the run).
     pub cleanup_problems: Vec<String>,
+    /// Stopped by a signal before every selected check ran.
+    pub interrupted: bool,
     pub elapsed: Duration,
 }
 
@@ -116,6 +124,9 @@ pub fn select(opts: &RunOptions) -> Result<Vec<Check>, String> {
         }
     }
     chosen.sort_by_key(|c| groups.iter().position(|g| *g == c.group()));
+    if chosen.is_empty() {
+        return Err("--only and --skip leave no check to run".into());
+    }
     Ok(chosen)
 }
 
@@ -128,13 +139,24 @@ pub async fn run(target: Target, opts: &RunOptions) -> Result<ConformRun, Prefli
     let target_name = ctx.target.imap.to_string();
 
     let mut records = Vec::with_capacity(checks.len());
+    let mut interrupted = false;
     for check in &checks {
+        if opts.stop.is_cancelled() {
+            interrupted = true;
+            break;
+        }
         let began = Instant::now();
         let (status, error) = match gate(&ctx, check, opts) {
             Some(reason) => (CheckStatus::Skip, Some(CheckError::Skip(reason))),
             None => {
                 ctx.begin_check();
-                let outcome = tokio::time::timeout(opts.check_timeout, (check.run)(&ctx)).await;
+                let outcome = tokio::select! {
+                    outcome = tokio::time::timeout(opts.check_timeout, (check.run)(&ctx)) => outcome,
+                    _ = opts.stop.cancelled() => {
+                        interrupted = true;
+                        break;
+                    }
+                };
                 match outcome {
                     Ok(Ok(())) => (CheckStatus::Pass, None),
                     Ok(Err(CheckError::Skip(reason))) => {
@@ -170,12 +192,13 @@ pub async fn run(target: Target, opts: &RunOptions) -> Result<ConformRun, Prefli
             &target_name,
         ));
     }
-    let cleanup_problems = ctx.cleanup().await;
+    let cleanup_problems = ctx.cleanup(!opts.no_destructive).await;
     Ok(ConformRun {
         target: ctx.target.describe(),
         capabilities: ctx.imap_caps.iter().collect::<Vec<_>>().join(" "),
         records,
         cleanup_problems,
+        interrupted,
         elapsed: started.elapsed(),
     })
 }
