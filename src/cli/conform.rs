@@ -154,10 +154,7 @@ pub fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
     for e in &write_errors {
         eprintln!("mailswarm: error: {e}");
     }
-    match printed {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
-    }
+    super::tolerate_broken_pipe(printed)?;
     Ok(ExitCode::from(code))
 }
 

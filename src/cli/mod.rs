@@ -104,6 +104,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Output to a closed pipe (`| head`) is not an error: the verdict, decided apart from the
+/// printing, still becomes the exit code.
+pub(crate) fn tolerate_broken_pipe(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause

@@ -42,8 +42,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub trace_actions: Option<PathBuf>,
     /// Worker threads of the async runtime (default: one per core).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
     /// Print only the final summary.
     #[arg(long, short)]
     pub quiet: bool,
@@ -68,7 +68,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (nofile_soft, nofile_hard) = raise_nofile_limit();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
-        builder.worker_threads(threads.max(1));
+        builder.worker_threads(usize::from(threads));
     }
     let runtime = builder
         .enable_all()
@@ -159,10 +159,7 @@ async fn run_async(
     } else {
         EXIT_OK
     };
-    match print_outcome(&done, &out) {
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => return Err(err.into()),
-        _ => {}
-    }
+    super::tolerate_broken_pipe(print_outcome(&done, &out))?;
     Ok(ExitCode::from(code))
 }
 

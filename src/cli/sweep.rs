@@ -270,7 +270,11 @@ impl Sweep {
                 server: &done.server,
                 window,
             });
-            writeln!(stdout, "{}", level_line(self.report.level_unit, &summary))?;
+            super::tolerate_broken_pipe(writeln!(
+                stdout,
+                "{}",
+                level_line(self.report.level_unit, &summary)
+            ))?;
             self.report.levels.push(summary);
             self.report.interrupted = interrupt.is_cancelled();
             self.report.analyse();
@@ -279,7 +283,7 @@ impl Sweep {
         self.report.interrupted = interrupt.is_cancelled();
         self.report.analyse();
         self.write()?;
-        self.print_summary(&mut stdout)?;
+        super::tolerate_broken_pipe(self.print_summary(&mut stdout))?;
         Ok(ExitCode::from(if self.report.interrupted {
             // A cut-short sweep never counts as a pass in a pipeline.
             EXIT_ERROR

@@ -67,6 +67,14 @@ impl ScenarioError {
 /// (our prefix already says where).
 fn first_line(message: &str) -> String {
     let line = message.lines().next().unwrap_or(message).trim();
+    // serde-saphyr's advice to its own API users is no help in a scenario file.
+    let line = line
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(line)
+        .split("; use from_str_multiple")
+        .next()
+        .unwrap_or(line);
     match line.rfind(" at line ") {
         Some(i) => line[..i].to_string(),
         None => line.to_string(),
@@ -91,6 +99,10 @@ fn hint_for(message: &str) -> Option<String> {
         Some("use one of the names listed in the message".into())
     } else if message.contains("invalid type") || message.starts_with("invalid ") {
         Some("this key takes a value of the type named in the message".into())
+    } else if message.contains("duplicate mapping key") {
+        Some("each key may appear once in a mapping: remove or merge the repeated one".into())
+    } else if message.contains("from_str_multiple") {
+        Some("a scenario is one YAML document: remove the `---` separator and what follows".into())
     } else if message.contains("missing field") {
         Some("add the key; README.md's scenario reference shows an example".into())
     } else {

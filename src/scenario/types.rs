@@ -591,6 +591,12 @@ impl Scenario {
         const MIN_RATE: f64 = 1.0 / 86_400.0;
         const MAX_RATE: f64 = 1_000_000.0;
         let at = |loc: &serde_saphyr::Location, msg: String| ScenarioError::at(file, loc, msg);
+        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
+            return Err(at(
+                &self.duration.referenced,
+                format!("name `{}` must be a non-empty word without slashes (it names the report folder)", self.name),
+            ));
+        }
         if self.duration.value.0.is_zero() {
             return Err(at(
                 &self.duration.referenced,
