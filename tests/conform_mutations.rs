@@ -442,6 +442,27 @@ fn imap_starttls_family() {
     );
 }
 
+/// ENABLE answered without `* ENABLED`.
+fn imap_no_enabled(_: LastCommand) -> LineRewriter {
+    rewriter(|line| {
+        if text(line).starts_with("* ENABLED") {
+            Vec::new()
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+#[test]
+fn imap_enable_family() {
+    assert_only(
+        Endpoint::Imap,
+        imap_no_enabled,
+        "imap",
+        &["imap.enable.condstore"],
+    );
+}
+
 // ----- SMTP ------------------------------------------------------------------------------
 
 /// An EHLO keyword outside the grammar (`_` is not allowed).
@@ -511,6 +532,48 @@ fn smtp_starttls_family() {
     );
 }
 
+/// Unknown commands accepted as if they were fine.
+fn smtp_unknown_command_accepted(_: LastCommand) -> LineRewriter {
+    rewriter(|line| {
+        if line.starts_with(b"502 ") || line.starts_with(b"500 ") {
+            b"250 2.0.0 Ok\r\n".to_vec()
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+/// A SIZE keyword whose parameter is not a number.
+fn smtp_size_not_a_number(_: LastCommand) -> LineRewriter {
+    rewriter(|line| {
+        if text(line).starts_with("250-SIZE ") {
+            b"250-SIZE unlimited\r\n".to_vec()
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+#[test]
+fn smtp_session_family() {
+    assert_only(
+        Endpoint::Smtp,
+        smtp_unknown_command_accepted,
+        "smtp",
+        &["smtp.session.unknown-command"],
+    );
+}
+
+#[test]
+fn smtp_size_family() {
+    assert_only(
+        Endpoint::Smtp,
+        smtp_size_not_a_number,
+        "smtp",
+        &["smtp.size.keyword-syntax"],
+    );
+}
+
 // ----- LMTP ------------------------------------------------------------------------------
 
 /// Every per-recipient reply after DATA sent twice.
@@ -566,5 +629,27 @@ fn lmtp_data_family() {
             "lmtp.data.rejected-recipient-no-reply",
             "lmtp.pipelining.reply-order",
         ],
+    );
+}
+
+/// EHLO and HELO (not LMTP) accepted with 250.
+fn lmtp_ehlo_accepted(last: LastCommand) -> LineRewriter {
+    Box::new(move |line| {
+        let verb = last.lock().unwrap().to_ascii_uppercase();
+        if (verb.starts_with("EHLO") || verb.starts_with("HELO")) && line.starts_with(b"5") {
+            b"250 ok\r\n".to_vec()
+        } else {
+            line.to_vec()
+        }
+    })
+}
+
+#[test]
+fn lmtp_lhlo_family() {
+    assert_only(
+        Endpoint::Lmtp,
+        lmtp_ehlo_accepted,
+        "lmtp",
+        &["lmtp.lhlo.ehlo-helo-refused"],
     );
 }
