@@ -235,8 +235,15 @@ pub async fn run(mut ctx: SessionCtx) -> SessionEnd {
     }
     let mut imap = match open(&ctx).await {
         Ok(imap) => imap,
-        Err(_) => {
-            ctx.sink.count("sessions.connect_failed", 1);
+        Err(kind) => {
+            // A refused login is a different fault (credentials, auth backend) from a
+            // connection that never came up.
+            let counter = if kind == ErrorKind::Auth {
+                "sessions.login_failed"
+            } else {
+                "sessions.connect_failed"
+            };
+            ctx.sink.count(counter, 1);
             return SessionEnd::ConnectFailed;
         }
     };
