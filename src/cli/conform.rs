@@ -98,24 +98,11 @@ pub fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let stop = opts.stop.clone();
     let run = runtime.block_on(async {
-        tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let terminated = async {
-                match term.as_mut() {
-                    Some(term) => term.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminated => {}
-            }
-            eprintln!("mailswarm: interrupted; removing scratch mailboxes and writing what ran");
-            stop.cancel();
-        });
+        super::cancel_on_signal(
+            &opts.stop,
+            "removing scratch mailboxes and writing what ran",
+        );
         runner::run(target, &opts).await
     });
     let run = match run {

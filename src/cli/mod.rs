@@ -104,6 +104,28 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Cancels `token` on Ctrl-C or SIGTERM (what a CI runner sends when it cancels a job),
+/// after printing `what` happens next. Must be called inside a tokio runtime.
+pub(crate) fn cancel_on_signal(token: &tokio_util::sync::CancellationToken, what: &'static str) {
+    let token = token.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(term) => term.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+        eprintln!("mailswarm: interrupted; {what}");
+        token.cancel();
+    });
+}
+
 /// Output to a closed pipe (`| head`) is not an error: the verdict, decided apart from the
 /// printing, still becomes the exit code.
 pub(crate) fn tolerate_broken_pipe(result: std::io::Result<()>) -> std::io::Result<()> {

@@ -104,26 +104,7 @@ async fn run_async(
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(sanitize(&scenario_name)));
     let interrupt = CancellationToken::new();
-    {
-        let interrupt = interrupt.clone();
-        tokio::spawn(async move {
-            // Ctrl-C, or SIGTERM from a CI runner cancelling the job.
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let terminated = async {
-                match term.as_mut() {
-                    Some(term) => term.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminated => {}
-            }
-            eprintln!("mailswarm: interrupted; logging sessions out and writing results");
-            interrupt.cancel();
-        });
-    }
+    super::cancel_on_signal(&interrupt, "logging sessions out and writing results");
     let options = ExecuteOptions {
         quiet: args.quiet,
         nofile: (nofile_soft, nofile_hard),

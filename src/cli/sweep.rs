@@ -223,15 +223,7 @@ impl Sweep {
         levels: &[u64],
     ) -> anyhow::Result<ExitCode> {
         let interrupt = CancellationToken::new();
-        {
-            let interrupt = interrupt.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("mailswarm: interrupted; finishing this level and writing the sweep");
-                    interrupt.cancel();
-                }
-            });
-        }
+        super::cancel_on_signal(&interrupt, "finishing this level and writing the sweep");
         let mut stdout = std::io::stdout().lock();
         for &level in levels {
             if interrupt.is_cancelled() {
