@@ -318,6 +318,18 @@ fn stat_value(c: &CommandStats, stat: Stat) -> Option<f64> {
     us.map(|v| v as f64)
 }
 
+/// Successful operations a statistic needs before a baseline comparison means anything: ten
+/// samples beyond a percentile (so 1,000 for p99). Max and mean are compared as asked.
+pub fn min_samples(stat: Stat) -> u64 {
+    match stat {
+        Stat::P50 => 20,
+        Stat::P90 => 100,
+        Stat::P99 => 1_000,
+        Stat::P999 => 10_000,
+        _ => 1,
+    }
+}
+
 fn compare_latency(
     base: &CommandStats,
     now: &CommandStats,
@@ -344,6 +356,28 @@ fn compare_latency(
             )
         });
     };
+    // A percentile resting on a handful of samples is one slow operation, not a regression:
+    // compare it only when both runs have enough samples beyond it.
+    let needed = min_samples(stat);
+    let samples = |c: &CommandStats| c.count.saturating_sub(c.errors);
+    let fewest = samples(base).min(samples(now));
+    if fewest < needed {
+        return Some(CriterionOutcome {
+            group: Group::Baseline,
+            criterion,
+            passed: true,
+            skipped: true,
+            unit: Some(Unit::Micros),
+            observed: None,
+            limit: None,
+            baseline: Some(b),
+            reason: format!(
+                "not compared: {fewest} successful operations, a stable {} needs {needed} \
+                 (run longer, or gate on p50)",
+                stat.name()
+            ),
+        });
+    }
     // Regressed only when above both the relative and the absolute allowance.
     let limit = (b * (1.0 + allowed)).max(b + noise_floor_us);
     let passed = n <= limit;

@@ -61,6 +61,27 @@ fn p99_regression_beyond_tolerance_and_noise_floor_fails() {
 }
 
 #[test]
+fn percentiles_with_too_few_samples_are_not_compared() {
+    // 125 operations: the p99 is the slowest one or two, so a doubling says nothing.
+    let base = results_with(vec![command("lmtp.rcpt", 125, 0, 1_000, 4_000)]);
+    let now = results_with(vec![command("lmtp.rcpt", 125, 0, 1_050, 8_000)]);
+    let out = compare(&base, &now, &Tolerances::default());
+    let p99 = find(&out, "lmtp.rcpt p99 vs baseline");
+    assert!(p99.passed && p99.skipped, "{p99:?}");
+    assert!(
+        p99.reason.contains("125") && p99.reason.contains("1000"),
+        "{}",
+        p99.reason
+    );
+    // The median has enough samples and is still held to the baseline.
+    let slow = results_with(vec![command("lmtp.rcpt", 125, 0, 2_000, 8_000)]);
+    let out = compare(&base, &slow, &Tolerances::default());
+    let p50 = find(&out, "lmtp.rcpt p50 vs baseline");
+    assert!(!p50.passed && !p50.skipped, "{p50:?}");
+    assert_eq!(min_samples(Stat::P999), 10_000);
+}
+
+#[test]
 fn within_tolerance_or_faster_passes() {
     let base = results_with(vec![command("imap.fetch", 1000, 0, 4_000, 40_000)]);
     for p99 in [46_000, 40_000, 10_000] {

@@ -130,6 +130,15 @@ pub struct RunContext {
     pub nofile_hard: u64,
 }
 
+/// Counters present in every `results.json`, at zero when nothing happened.
+pub const SESSION_COUNTERS: [&str; 5] = [
+    "sessions.started",
+    "sessions.completed",
+    "sessions.failed",
+    "sessions.connect_failed",
+    "sessions.login_failed",
+];
+
 impl Results {
     pub fn build(ctx: &RunContext, metrics: &RunMetrics) -> Results {
         let headline_phases: &[Phase] = if ctx.has_ramps {
@@ -186,10 +195,12 @@ impl Results {
                 },
                 errors_by_kind,
             },
-            counters: metrics
-                .counters
+            // Session outcomes are always listed, zeros too: `sessions.failed == 0` must find
+            // a value on a clean run.
+            counters: SESSION_COUNTERS
                 .iter()
-                .map(|(k, v)| (k.to_string(), *v))
+                .map(|k| (k.to_string(), 0))
+                .chain(metrics.counters.iter().map(|(k, v)| (k.to_string(), *v)))
                 .collect(),
             extra: BTreeMap::new(),
         }
@@ -326,6 +337,7 @@ mod tests {
         assert_eq!(fetch.max_us, Some(1000));
         assert_eq!(results.totals.errors_by_kind["timeout"], 1);
         assert_eq!(results.counters["lmtp.delivered"], 7);
+        assert_eq!(results.counters["sessions.failed"], 0, "zeros are listed");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("results.json");
         results.write(&path).unwrap();
