@@ -113,9 +113,11 @@ impl Throughput {
             .iter()
             .flat_map(|p| p.ops.keys().copied())
             .collect();
-        for point in timeline {
+        // A last interval of a fraction of a second (the logout burst after the end) would
+        // show as a spike of thousands per second that flattens everything else.
+        for point in timeline.iter().filter(|p| p.interval_s >= 0.5) {
             let t = point.t_s as f64;
-            let per_s = 1.0 / point.interval_s.max(0.001);
+            let per_s = 1.0 / point.interval_s;
             let mut sum = 0;
             for op in &names {
                 let n = point.ops.get(op).map_or(0, |s| s.count());
@@ -134,6 +136,18 @@ impl Throughput {
             }
         }
         let mut ops: Vec<Series> = ops.into_iter().collect();
+        // A legend that fits: the busiest commands by name, the rest summed as one line.
+        ops.sort_by(|a, b| volume(b).total_cmp(&volume(a)));
+        if ops.len() > MAX_NAMED_SERIES {
+            let rest = ops.split_off(MAX_NAMED_SERIES - 1);
+            let mut other = rest[0].1.clone();
+            for (_, points) in &rest[1..] {
+                for (sum, (_, y)) in other.iter_mut().zip(points) {
+                    sum.1 += y;
+                }
+            }
+            ops.push((format!("{} other commands", rest.len()), other));
+        }
         if ops.len() > 1 {
             ops.insert(0, ("all commands".into(), total));
         }
@@ -146,6 +160,13 @@ impl Throughput {
             x: time_range(timeline.iter().map(|p| p.t_s as f64)),
         }
     }
+}
+
+/// Lines the throughput chart names in its legend besides "all commands".
+const MAX_NAMED_SERIES: usize = 8;
+
+fn volume(series: &Series) -> f64 {
+    series.1.iter().map(|(_, y)| y).sum()
 }
 
 fn max_y(series: &[Series]) -> f64 {
@@ -356,5 +377,54 @@ impl Chart for ServerOverTime {
             .label_font(font(LABEL_SIZE))
             .draw()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod throughput_tests {
+    use std::collections::BTreeMap;
+
+    use super::Throughput;
+    use crate::metrics::{IntervalStats, OpKey, Protocol, TimelinePoint};
+
+    const COMMANDS: [&str; 12] = [
+        "A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10", "A11", "A12",
+    ];
+
+    fn point(t_s: u64, interval_s: f64, per_command: u64) -> TimelinePoint {
+        let ops: BTreeMap<OpKey, IntervalStats> = COMMANDS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let stats = IntervalStats {
+                    ok: per_command * (i as u64 + 1),
+                    ..IntervalStats::default()
+                };
+                (OpKey::new(Protocol::Imap, c), stats)
+            })
+            .collect();
+        TimelinePoint {
+            t_s,
+            interval_s,
+            connected: 1,
+            ops,
+        }
+    }
+
+    #[test]
+    fn the_legend_names_the_busiest_commands_and_sums_the_rest() {
+        let timeline = [point(1, 1.0, 10), point(2, 1.0, 10), point(3, 0.05, 500)];
+        let chart = Throughput::new(&timeline);
+        let names: Vec<&str> = chart.ops.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), 1 + super::MAX_NAMED_SERIES, "{names:?}");
+        assert_eq!(names[0], "all commands");
+        assert_eq!(names[1], "imap.a12", "busiest first: {names:?}");
+        assert_eq!(*names.last().unwrap(), "5 other commands");
+        // The 0.05 s tail (a logout burst) is left out instead of drawn as 10,000/s.
+        assert!(chart.ops.iter().all(|(_, points)| points.len() == 2));
+        let total: f64 = chart.ops[0].1[0].1;
+        assert_eq!(total, (1..=12).map(|i| 10.0 * i as f64).sum::<f64>());
+        let other = &chart.ops.last().unwrap().1[0].1;
+        assert_eq!(*other, (1..=5).map(|i| 10.0 * i as f64).sum::<f64>());
     }
 }
