@@ -281,11 +281,11 @@ fn baseline_update_then_regression_then_noise() {
 #[test]
 fn noise_floor_decides_for_small_latencies() {
     let mut fast = results(40_000);
-    fast.commands[1] = command("imap.login", 100, 0, 100, 300);
+    fast.commands[1] = command("imap.login", 1000, 0, 100, 300);
     let ci = Ci::new(&fast);
     ci.gate(&["reports/gate", "--update-baseline"]).expect(0);
     // 300 -> 450 us: +50% but only 150 us.
-    fast.commands[1] = command("imap.login", 100, 0, 100, 450);
+    fast.commands[1] = command("imap.login", 1000, 0, 100, 450);
     ci.write_results(&fast);
     ci.gate(&["reports/gate"]).expect(0);
     let g = ci.gate(&["reports/gate", "--noise-floor", "100us"]);
