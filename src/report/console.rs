@@ -23,6 +23,12 @@ pub fn print_summary(out: &mut impl Write, results: &Results) -> io::Result<()> 
         if run.interrupted { ", INTERRUPTED" } else { "" },
         run.peak_connected
     )?;
+    if !results.phases.is_empty() {
+        writeln!(
+            out,
+            "per-command figures: steady phase only (ramp-up and ramp-down are in results.json)"
+        )?;
+    }
     writeln!(
         out,
         "{:<20} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -34,7 +40,7 @@ pub fn print_summary(out: &mut impl Write, results: &Results) -> io::Result<()> 
     let t = &results.totals;
     writeln!(
         out,
-        "total: {} operations, {} errors ({:.3}%)",
+        "total over the whole run: {} operations, {} errors ({:.3}%)",
         t.commands,
         t.errors,
         t.error_rate * 100.0
@@ -49,6 +55,13 @@ pub fn print_summary(out: &mut impl Write, results: &Results) -> io::Result<()> 
     }
     for (name, value) in &results.counters {
         writeln!(out, "{name}: {value}")?;
+    }
+    if let Some(checks) = results.extra.get("checks") {
+        writeln!(
+            out,
+            "state checks: {} answers examined, {} violations",
+            checks["observed"], checks["violations"]
+        )?;
     }
     Ok(())
 }
@@ -66,4 +79,31 @@ fn print_row(out: &mut impl Write, c: &CommandStats) -> io::Result<()> {
         ms(c.p999_us),
         ms(c.max_us)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::print_summary;
+    use crate::gate::testutil::{command, results_with};
+
+    #[test]
+    fn the_summary_says_what_its_numbers_cover() {
+        let mut r = results_with(vec![command("imap.fetch", 100, 2, 1_000, 9_000)]);
+        let mut text = Vec::new();
+        print_summary(&mut text, &r).unwrap();
+        let plain = String::from_utf8(text).unwrap();
+        assert!(!plain.contains("steady phase"), "{plain}");
+        assert!(plain.contains("total over the whole run: 100 operations, 2 errors (2.000%)"));
+
+        r.phases.insert("steady".into(), r.commands.clone());
+        r.extra.insert(
+            "checks".into(),
+            serde_json::json!({"observed": 42, "violations": 0}),
+        );
+        let mut text = Vec::new();
+        print_summary(&mut text, &r).unwrap();
+        let phased = String::from_utf8(text).unwrap();
+        assert!(phased.contains("steady phase only"), "{phased}");
+        assert!(phased.contains("state checks: 42 answers examined, 0 violations"));
+    }
 }
