@@ -145,13 +145,7 @@ impl Chart for MemoryPerUser {
             }
             None => "no fit: the number of connected users never changed".to_string(),
         };
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(font(LABEL_SIZE))
-            .draw()?;
+        super::draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         let (x0, _) = chart.plotting_area().get_base_pixel();
         root.draw(&Text::new(
             sentence,

@@ -95,6 +95,26 @@ fn ensure_font() -> Result<(), PlotError> {
         .map_err(PlotError::Font)
 }
 
+/// The legend box every chart uses: translucent white, thin border, the label font.
+pub(crate) fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(font(LABEL_SIZE))
+        .draw()?;
+    Ok(())
+}
+
 pub(crate) fn font(size: u32) -> TextStyle<'static> {
     (FONT, size).into_font().into()
 }

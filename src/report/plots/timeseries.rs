@@ -83,14 +83,7 @@ fn draw_legend<'a, DB: DrawingBackend + 'a>(chart: &mut ChartContext<'a, DB, Xy>
 where
     DB::ErrorType: 'static,
 {
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(font(LABEL_SIZE))
-        .draw()?;
-    Ok(())
+    super::draw_legend(chart, SeriesLabelPosition::UpperLeft)
 }
 
 /// Operations per second per command (top) and errors per second per kind (bottom).

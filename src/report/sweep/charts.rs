@@ -366,13 +366,7 @@ impl Chart for MemoryVsUsers {
                 label_style.clone(),
             )
         }))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(font(LABEL_SIZE))
-            .draw()?;
+        crate::report::plots::draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         let (x0, _) = chart.plotting_area().get_base_pixel();
         root.draw(&Text::new(
             sentence,
