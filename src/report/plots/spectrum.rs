@@ -32,13 +32,18 @@ impl Spectrum {
     pub fn new(metric: &str, h: &Histogram<u64>) -> Spectrum {
         // Beyond 1 / count the quantiles all name the maximum: nothing left to show.
         let x_max = (h.len() as f64).clamp(10.0, MAX_X);
-        let points = (0..=STEPS)
+        let mut points: Vec<(f64, f64)> = (0..=STEPS)
             .map(|i| {
                 let x = x_max.powf(i as f64 / STEPS as f64);
                 let q = 1.0 - 1.0 / x;
                 (x, h.value_at_quantile(q) as f64 / 1000.0)
             })
             .collect();
+        // The right end stands for the slowest operation: draw the recorded maximum there,
+        // which the quantile just below it can miss by far.
+        if let Some(last) = points.last_mut() {
+            last.1 = last.1.max(h.max() as f64 / 1000.0);
+        }
         Spectrum {
             metric: metric.to_string(),
             count: h.len(),
@@ -101,5 +106,24 @@ impl Chart for Spectrum {
             c.stroke_width(2),
         ))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spectrum;
+
+    #[test]
+    fn the_right_end_is_the_slowest_operation() {
+        let mut h = crate::metrics::new_histogram();
+        for _ in 0..549 {
+            h.record(1_000).unwrap();
+        }
+        h.record(60_000).unwrap();
+        let s = Spectrum::new("lmtp.data", &h);
+        let (x, y) = *s.points.last().unwrap();
+        assert_eq!(x, 550.0);
+        assert!((y - 60.0).abs() < 0.1, "{y} ms");
+        assert!(s.points[0].1 < 1.1);
     }
 }
