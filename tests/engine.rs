@@ -38,6 +38,17 @@ fn run(args: &[&str]) -> Output {
     out
 }
 
+/// `mailswarm run SCENARIO --out DIR -q`.
+fn run_quiet(scenario: &Path, out: &Path) -> Output {
+    run(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ])
+}
+
 fn results(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("results.json")).expect("results.json written");
     serde_json::from_str(&text).unwrap()
@@ -65,13 +76,7 @@ delivery:
 fn mixed_run_measures_imap_and_lmtp_without_errors() {
     let dir = scratch("mixed");
     let path = scenario(&dir, "mixed", "8s", MIX);
-    let out = run(&[
-        "run",
-        path.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-        "-q",
-    ]);
+    let out = run_quiet(&path, &dir);
     assert_eq!(out.status.code(), Some(0));
     let r = results(&dir);
     assert_eq!(r["schema_version"], 1);
@@ -111,13 +116,7 @@ fn strict_checks_find_no_violations_on_a_healthy_lab() {
     let dir = scratch("strict");
     let body = format!("{MIX}checks: strict\nthresholds:\n  checks.violations: \"== 0\"\n");
     let path = scenario(&dir, "strict", "6s", &body);
-    let out = run(&[
-        "run",
-        path.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-        "-q",
-    ]);
+    let out = run_quiet(&path, &dir);
     assert_eq!(out.status.code(), Some(0));
     let r = results(&dir);
     let checks = &r["extra"]["checks"];
@@ -230,13 +229,7 @@ fn failed_threshold_exits_1_and_is_recorded() {
     let body =
         format!("{MIX}thresholds:\n  imap.login: \"p50 < 1us\"\n  imap.select.errors: \"== 0\"\n");
     let path = scenario(&dir, "threshold", "3s", &body);
-    let out = run(&[
-        "run",
-        path.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-        "-q",
-    ]);
+    let out = run_quiet(&path, &dir);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("threshold FAIL: imap.login"), "{stdout}");
@@ -312,13 +305,7 @@ fn unreachable_target_exits_2_with_results_and_limits_are_checked() {
         ),
     )
     .unwrap();
-    let out = run(&[
-        "run",
-        path.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-        "-q",
-    ]);
+    let out = run_quiet(&path, &dir);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no operation succeeded"));
     let r = results(&dir);

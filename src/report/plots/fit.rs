@@ -5,7 +5,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::timeseries::{num_label, MIB};
+use super::timeseries::{num_label, Xy, MIB};
 use super::{color, font, Chart, DrawResult, CAPTION_SIZE, DESC_SIZE, LABEL_SIZE};
 use crate::metrics::ServerSample;
 
@@ -97,6 +97,36 @@ impl MemoryPerUser {
     }
 }
 
+/// Axes of "server memory against connected users", shared by a run's scatter and a sweep's
+/// levels: x in users from 0 to `x_end`, y in MiB from 0 to `y_end`.
+pub(crate) fn memory_users_frame<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    x_end: f64,
+    y_end: f64,
+    x_desc: &str,
+) -> Result<ChartContext<'a, DB, Xy>, DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(root)
+        .caption("Server memory against connected users", font(CAPTION_SIZE))
+        .margin(12)
+        .margin_right(30)
+        .x_label_area_size(45)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0.0..x_end, 0.0..y_end)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .x_label_formatter(&|v| num_label(*v))
+        .y_desc("server memory (MiB)")
+        .y_label_formatter(&|v| num_label(*v))
+        .label_style(font(LABEL_SIZE))
+        .axis_desc_style(font(DESC_SIZE))
+        .draw()?;
+    Ok(chart)
+}
+
 impl Chart for MemoryPerUser {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
     where
@@ -106,22 +136,8 @@ impl Chart for MemoryPerUser {
         let x_max = self.points.iter().map(|p| p.0).fold(0.0, f64::max);
         let y_max = self.points.iter().map(|p| p.1).fold(0.0, f64::max);
         let x_end = (x_max * 1.05).max(1.0);
-        let mut chart = ChartBuilder::on(root)
-            .caption("Server memory against connected users", font(CAPTION_SIZE))
-            .margin(12)
-            .margin_right(30)
-            .x_label_area_size(45)
-            .y_label_area_size(90)
-            .build_cartesian_2d(0.0..x_end, 0.0..(y_max * 1.15).max(1.0))?;
-        chart
-            .configure_mesh()
-            .x_desc("connected users")
-            .x_label_formatter(&|v| num_label(*v))
-            .y_desc("server memory (MiB)")
-            .y_label_formatter(&|v| num_label(*v))
-            .label_style(font(LABEL_SIZE))
-            .axis_desc_style(font(DESC_SIZE))
-            .draw()?;
+        let mut chart =
+            memory_users_frame(root, x_end, (y_max * 1.15).max(1.0), "connected users")?;
         let dots = color(0);
         chart
             .draw_series(

@@ -17,6 +17,7 @@ use plotters::style::{register_font, FontStyle};
 use crate::metrics::{OpKey, Phase, RunMetrics, ServerSample};
 
 pub use bars::CompareBars;
+pub(crate) use fit::memory_users_frame;
 pub use fit::{bytes_label, fit_line, fit_sentence, LinearFit};
 pub(crate) use timeseries::{ms_label, num_label};
 

@@ -59,7 +59,7 @@ pub(crate) fn ms_label(ms: f64) -> String {
 }
 
 /// A chart with f64 on both axes.
-type Xy = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+pub(crate) type Xy = Cartesian2d<RangedCoordf64, RangedCoordf64>;
 
 fn draw_lines<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Xy>,

@@ -317,22 +317,12 @@ impl Chart for MemoryVsUsers {
         }
         // Headroom above the highest point for the slope sentence.
         let y_end = (y_max * 1.25).max(1.0);
-        let mut chart = ChartBuilder::on(root)
-            .caption("Server memory against connected users", font(CAPTION_SIZE))
-            .margin(12)
-            .margin_right(30)
-            .x_label_area_size(45)
-            .y_label_area_size(90)
-            .build_cartesian_2d(0.0..x_end, 0.0..y_end)?;
-        chart
-            .configure_mesh()
-            .x_desc("connected users (mean over the steady phase)")
-            .x_label_formatter(&|v| num_label(*v))
-            .y_desc("server memory (MiB)")
-            .y_label_formatter(&|v| num_label(*v))
-            .label_style(font(LABEL_SIZE))
-            .axis_desc_style(font(DESC_SIZE))
-            .draw()?;
+        let mut chart = crate::report::plots::memory_users_frame(
+            root,
+            x_end,
+            y_end,
+            "connected users (mean over the steady phase)",
+        )?;
         let sentence = match &self.fit {
             Some(fit) => {
                 let line = color(3);
